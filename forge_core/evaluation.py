@@ -1,0 +1,113 @@
+"""The ``eval`` stage's work: run the same prompts through two models, score, gate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from forge_core.config import EvalSettings, GateSettings
+from forge_core.contracts import EvalSample, EvaluateRequest, EvaluateResult, Example
+from forge_core.plugins import PluginRegistry
+
+
+@dataclass
+class GateVerdict:
+    """Whether the fine-tuned model may be deployed, and why."""
+
+    passed: bool
+    reasons: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"passed": self.passed, "reasons": self.reasons}
+
+
+def samples_from_examples(examples: list[Example]) -> list[EvalSample]:
+    """Turn test examples into samples (prompt = every turn but the answer)."""
+    samples = []
+    for example in examples:
+        prompt = example.messages[:-1]
+        context = "\n".join(m.content for m in prompt if m.role == "user")
+        samples.append(
+            EvalSample(
+                id=example.id,
+                question_type=example.question_type,
+                language=example.language,
+                prompt=prompt,
+                context=context,
+                reference=example.messages[-1].content,
+            )
+        )
+    return samples
+
+
+def run_model(
+    registry: PluginRegistry,
+    settings: EvalSettings,
+    model: str,
+    adapter: str | None,
+    examples: list[Example],
+    on_batch: Callable[[int], None] = lambda n: None,
+) -> list[EvalSample]:
+    """Generate answers and score reference log-probs with one model."""
+    backend = registry.model_backend(settings.backend).load(model, adapter, {})
+    try:
+        samples = samples_from_examples(examples)
+        batch = 8
+        for start in range(0, len(samples), batch):
+            chunk = samples[start : start + batch]
+            answers = backend.generate(
+                [s.prompt for s in chunk], max_new_tokens=settings.max_new_tokens
+            )
+            scores = backend.score([examples[start + i].messages for i in range(len(chunk))])
+            for sample, answer, logprobs in zip(chunk, answers, scores, strict=True):
+                sample.prediction = answer
+                sample.token_logprobs = logprobs
+            on_batch(len(chunk))
+        return samples
+    finally:
+        backend.close()
+
+
+def compute_metrics(
+    registry: PluginRegistry,
+    settings: EvalSettings,
+    samples: list[EvalSample],
+    symbols: list[str],
+) -> dict[str, EvaluateResult]:
+    """Every configured metric, each from the plugin that provides it."""
+    results: dict[str, EvaluateResult] = {}
+    for metric in settings.metrics:
+        request = EvaluateRequest(
+            metric=metric, samples=samples, symbols=symbols, settings=settings.model_dump()
+        )
+        results[metric] = EvaluateResult.model_validate(registry.call("evaluate", metric, request))
+    return results
+
+
+def apply_gate(
+    gate: GateSettings,
+    reference: dict[str, EvaluateResult],
+    candidate: dict[str, EvaluateResult],
+) -> GateVerdict:
+    """Compare the candidate with the reference model metric by metric."""
+    if not gate.enabled:
+        return GateVerdict(True, ["gate disabled (eval.gate.enabled = false)"])
+    reasons: list[str] = []
+    for name, result in candidate.items():
+        before = reference.get(name)
+        if result.value is None or before is None or before.value is None:
+            continue
+        change = result.value - before.value
+        worse = -change if result.higher_is_better else change
+        scale = max(abs(before.value), 1e-9)
+        if worse / scale > gate.max_regression:
+            reasons.append(
+                f"{name} regressed from {before.value:.4g} to {result.value:.4g} "
+                f"(more than {gate.max_regression:.0%})"
+            )
+    hallucination = candidate.get("hallucination")
+    rate = hallucination.value if hallucination else None
+    if rate is not None and rate > gate.max_hallucination_rate:
+        reasons.append(f"hallucination rate {rate:.2%} is above {gate.max_hallucination_rate:.0%}")
+    return GateVerdict(not reasons, reasons or ["no metric regressed beyond the tolerance"])

@@ -1,0 +1,463 @@
+"""The pipeline: one short method per stage, and ``run_all``.
+
+Embed Forge without the CLI::
+
+    from forge_core import Forge
+    forge = Forge(run_dir="runs/demo")
+    forge.run_all("path/to/repo")
+
+Each stage reads the previous stage's files from the run directory, calls the
+plugin selected by name in the configuration, writes its outputs atomically
+and its manifest last. A stage whose inputs and config section are unchanged
+is skipped unless ``force`` is set.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from forge_core.config import ForgeSettings
+from forge_core.contracts import (
+    CodeUnit,
+    DeployRequest,
+    DeployResult,
+    Example,
+    ExportArtifact,
+    ExportRequest,
+    ExportResult,
+    SynthesizeRequest,
+    SynthesizeResult,
+    TrainRequest,
+    TrainResult,
+)
+from forge_core.files import read_jsonl, sha256_json, write_json_atomic, write_jsonl
+from forge_core.plugins import PluginNotFound, PluginRegistry
+from forge_core.progress import Progress, SilentProgress
+from forge_core.runs import STAGES, RunDir, RunError, StageManifest
+
+#: The config section each stage records and hashes.
+SECTION_OF = {
+    "mine": "mine",
+    "synth": "synth",
+    "validate": "validation",
+    "train": "train",
+    "eval": "eval",
+    "export": "export",
+    "deploy": "deploy",
+}
+
+StageStatus = Literal["ran", "skipped", "missing", "failed"]
+
+
+@dataclass
+class StageOutcome:
+    """What happened to one stage."""
+
+    stage: str
+    status: StageStatus
+    message: str = ""
+    manifest: StageManifest | None = None
+
+
+@dataclass
+class StageWork:
+    """What a stage's work produced: files and figures for the manifest."""
+
+    outputs: list[Path]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    plugins: list[str] = field(default_factory=list)
+
+
+class Forge:
+    """The Forge pipeline on one run directory."""
+
+    def __init__(
+        self,
+        settings: ForgeSettings | None = None,
+        run_dir: Path | str | None = None,
+        *,
+        registry: PluginRegistry | None = None,
+        progress: Progress | None = None,
+        force: bool = False,
+    ) -> None:
+        self.settings = settings or ForgeSettings()
+        self.registry = registry or PluginRegistry(disabled=self.settings.plugins.disabled)
+        self.run = RunDir(run_dir) if run_dir else RunDir.create(self.settings.runs_dir)
+        self.progress: Progress = progress or SilentProgress()
+        self.force = force
+        self.run.write_config(self.settings.model_dump(mode="json"))
+
+    # ------------------------------------------------------------------ stage machinery
+
+    def _stage(
+        self, stage: str, inputs: dict[str, str], work: Callable[[Path], StageWork]
+    ) -> StageOutcome:
+        """Skip a fresh stage, else run ``work`` and write the manifest last."""
+        config = self.settings.section(SECTION_OF[stage])
+        if not self.force and self.run.is_fresh(stage, inputs, config):
+            self.progress.stage(stage, "up to date, skipped")
+            return StageOutcome(stage, "skipped", "up to date", self.run.completed(stage))
+        with self.run.lock(stage):
+            self.run.invalidate(stage)
+            self.progress.stage(stage, "running")
+            started = time.time()
+            result = work(self.run.stage_dir(stage))
+            manifest = self.run.finish(
+                stage,
+                inputs=inputs,
+                config=config,
+                outputs=result.outputs,
+                metrics=result.metrics,
+                plugins=self.registry.versions(result.plugins),
+                started=started,
+            )
+        self.progress.stage(stage, f"done in {manifest.wall_seconds:.1f}s")
+        return StageOutcome(stage, "ran", "", manifest)
+
+    def _output_hash(self, stage: str) -> str:
+        """A hash of a completed stage's outputs: the input hash of the next stage."""
+        return sha256_json({k: v.sha256 for k, v in self.run.require(stage).outputs.items()})
+
+    # ------------------------------------------------------------------ stages
+
+    def mine(self, repo: Path | str) -> StageOutcome:
+        """Walk the repository and parse every supported file into code units."""
+        from forge_core.mining import assign_unit_ids, parse_files, walk_repository
+
+        repo_path = Path(repo).resolve()
+        languages = {
+            name: spec
+            for name, (_, spec) in self.registry.languages().items()
+            if not self.settings.mine.languages or name in self.settings.mine.languages
+        }
+        for wanted in self.settings.mine.languages:
+            if wanted not in languages:
+                raise PluginNotFound(self.registry.missing_message("parse", wanted))
+        if not languages:
+            raise PluginNotFound(self.registry.missing_message("parse", "python"))
+        walk = walk_repository(repo_path, languages, self.settings.mine)
+        self.run.write_info(repo_path)
+        fingerprint = sha256_json(
+            [(f.relative, f.language, f.size, f.path.stat().st_mtime_ns) for f in walk.files]
+        )
+
+        def work(folder: Path) -> StageWork:
+            units: list[CodeUnit] = []
+            parsers = {name: self.registry.find("parse", name) for name in languages}
+            self.progress.start("mining", len(walk.files))
+            for _file, result in parse_files(
+                walk.files,
+                lambda request: self.registry.call("parse", request.language, request),
+                lambda: self.progress.advance("mining"),
+            ):
+                units.extend(result.units)
+            self.progress.finish("mining")
+            assign_unit_ids(units)
+            write_jsonl(folder / "units.jsonl", units)
+            counts: dict[str, int] = {}
+            for unit in units:
+                counts[f"{unit.language}.{unit.kind.value}"] = (
+                    counts.get(f"{unit.language}.{unit.kind.value}", 0) + 1
+                )
+            report = {
+                "files": len(walk.files),
+                "units": len(units),
+                "by_kind": counts,
+                "skipped": walk.skipped,
+            }
+            write_json_atomic(folder / "report.json", report)
+            if not units:
+                self.progress.warn(f"no code units found in {repo_path}")
+            return StageWork(
+                [folder / "units.jsonl", folder / "report.json"],
+                {"files": len(walk.files), "units": len(units)},
+                sorted(set(parsers.values())),
+            )
+
+        return self._stage("mine", {"repo": str(repo_path), "files": fingerprint}, work)
+
+    def synth(self) -> StageOutcome:
+        """Make training examples from the mined units."""
+        section = self.settings.synth
+        plugin = self.registry.find("synthesize", section.synthesizer)
+
+        def work(folder: Path) -> StageWork:
+            units = read_jsonl(self.run.path / "mine" / "units.jsonl", CodeUnit)
+            request = SynthesizeRequest(
+                units=units,
+                settings=self.settings.section("synth"),
+                seed=section.seed,
+                cache_dir=str(folder / "cache"),
+            )
+            result = SynthesizeResult.model_validate(
+                self.registry.call("synthesize", section.synthesizer, request)
+            )
+            count = write_jsonl(folder / "examples.jsonl", result.examples)
+            return StageWork(
+                [folder / "examples.jsonl"], {"examples": count, **result.stats}, [plugin]
+            )
+
+        return self._stage("synth", {"mine": self._output_hash("mine")}, work)
+
+    def validate(self) -> StageOutcome:
+        """Check and deduplicate examples, then split them into train/valid/test."""
+        from forge_core.validation import validate_examples
+
+        def work(folder: Path) -> StageWork:
+            examples = read_jsonl(self.run.path / "synth" / "examples.jsonl", Example)
+            splits, report = validate_examples(examples, self.settings.validation)
+            outputs = []
+            for name, items in splits.items():
+                write_jsonl(folder / f"{name}.jsonl", items)
+                outputs.append(folder / f"{name}.jsonl")
+            write_json_atomic(folder / "report.json", report.as_json())
+            if not splits["train"]:
+                raise RunError("validation kept no training examples; see validate/report.json")
+            return StageWork([*outputs, folder / "report.json"], report.as_json())
+
+        return self._stage("validate", {"synth": self._output_hash("synth")}, work)
+
+    def resolve_base_model(self) -> str:
+        """The base model path: a registered name, a local path, or a hub id."""
+        wanted = self.settings.train.base_model
+        models = self.registry.base_models()
+        if wanted is None:
+            defaults = [spec for _, spec in models if spec.default]
+            if not defaults:
+                raise PluginNotFound(
+                    "no base model configured (train.base_model) and no default installed; "
+                    + self.registry.missing_message("base_model", "tinycoder").split("; ", 1)[-1]
+                )
+            return defaults[0].path
+        for _, spec in models:
+            if spec.name == wanted:
+                return spec.path
+        if Path(wanted).expanduser().exists() or "/" in wanted:
+            return str(Path(wanted).expanduser()) if Path(wanted).expanduser().exists() else wanted
+        known = ", ".join(spec.name for _, spec in models) or "none"
+        raise PluginNotFound(
+            f"train.base_model {wanted!r} is neither a registered name ({known}), "
+            f"a local directory, nor a hub id like 'Qwen/Qwen2.5-Coder-0.5B'"
+        )
+
+    def train(self) -> StageOutcome:
+        """Train an adapter on the validated splits."""
+        section = self.settings.train
+        plugin = self.registry.find("train", section.trainer)
+        base_model = self.resolve_base_model()
+
+        def work(folder: Path) -> StageWork:
+            request = TrainRequest(
+                base_model=base_model,
+                train_file=str(self.run.path / "validate" / "train.jsonl"),
+                valid_file=str(self.run.path / "validate" / "valid.jsonl"),
+                output_dir=str(folder),
+                settings=self.settings.section("train"),
+            )
+            result = TrainResult.model_validate(
+                self.registry.call("train", section.trainer, request)
+            )
+            write_json_atomic(folder / "result.json", result.model_dump(mode="json"))
+            extras = [Path(p) for p in (result.log_file, result.plot_file) if p]
+            return StageWork(
+                [Path(result.adapter_dir), folder / "result.json", *extras],
+                result.metrics,
+                [plugin],
+            )
+
+        return self._stage(
+            "train", {"validate": self._output_hash("validate"), "base_model": base_model}, work
+        )
+
+    def trained(self) -> TrainResult:
+        """The completed train stage's result."""
+        self.run.require("train")
+        return TrainResult.model_validate_json(
+            (self.run.path / "train" / "result.json").read_text()
+        )
+
+    def evaluate(self) -> StageOutcome:
+        """Score the base and the fine-tuned model on the test split; apply the gate."""
+        from forge_core.evaluation import apply_gate, compute_metrics, run_model
+
+        section = self.settings.eval
+        self.registry.model_backend(section.backend)
+        for metric in section.metrics:
+            self.registry.find("evaluate", metric)
+
+        def work(folder: Path) -> StageWork:
+            trained = self.trained()
+            examples = read_jsonl(self.run.path / "validate" / "test.jsonl", Example)
+            examples = examples[: section.max_samples] if section.max_samples else examples
+            symbols = sorted(
+                {u.name for u in read_jsonl(self.run.path / "mine" / "units.jsonl", CodeUnit)}
+            )
+            results: dict[str, Any] = {}
+            self.progress.start("evaluating", 2 * len(examples))
+            for label, adapter in (("base", None), ("fine_tuned", trained.adapter_dir)):
+                samples = run_model(
+                    self.registry,
+                    section,
+                    trained.base_model,
+                    adapter,
+                    examples,
+                    lambda n: self.progress.advance("evaluating", n),
+                )
+                results[label] = compute_metrics(self.registry, section, samples, symbols)
+            self.progress.finish("evaluating")
+            verdict = apply_gate(section.gate, results["base"], results["fine_tuned"])
+            metrics = {
+                label: {name: r.value for name, r in by_metric.items()}
+                for label, by_metric in results.items()
+            }
+            document = {
+                "metrics": metrics,
+                "gate": verdict.as_json(),
+                "details": {
+                    label: {n: r.model_dump(mode="json") for n, r in m.items()}
+                    for label, m in results.items()
+                },
+            }
+            write_json_atomic(folder / "metrics.json", document)
+            return StageWork([folder / "metrics.json"], {**metrics, "gate": verdict.as_json()})
+
+        return self._stage(
+            "eval",
+            {"train": self._output_hash("train"), "validate": self._output_hash("validate")},
+            work,
+        )
+
+    def export(self) -> StageOutcome:
+        """Merge the adapter into its base and write deployable files."""
+        section = self.settings.export
+        plugin = self.registry.find("export", section.exporter)
+
+        def work(folder: Path) -> StageWork:
+            trained = self.trained()
+            request = ExportRequest(
+                base_model=trained.base_model,
+                adapter_dir=trained.adapter_dir,
+                output_dir=str(folder),
+                settings=self.settings.section("export"),
+            )
+            result = ExportResult.model_validate(
+                self.registry.call("export", section.exporter, request)
+            )
+            write_json_atomic(folder / "result.json", result.model_dump(mode="json"))
+            failed = [a.quantization for a in result.artifacts if not a.passed]
+            if failed:
+                raise RunError(
+                    f"export fidelity check failed for {', '.join(failed)}; "
+                    f"see {folder / 'result.json'}"
+                )
+            return StageWork(
+                [Path(a.path) for a in result.artifacts] + [folder / "result.json"],
+                {a.quantization: a.fidelity for a in result.artifacts},
+                [plugin],
+            )
+
+        return self._stage("export", {"train": self._output_hash("train")}, work)
+
+    def deploy(self) -> StageOutcome:
+        """Serve the exported model; refuse a model that failed the quality gate."""
+        section = self.settings.deploy
+        plugin = self.registry.find("deploy", section.target)
+        gate = self.run.require("eval").metrics.get("gate", {})
+        if not gate.get("passed", False) and not section.force:
+            reasons = "; ".join(gate.get("reasons", [])) or "no verdict"
+            raise RunError(
+                f"the quality gate failed ({reasons}); set deploy.force=true to deploy anyway"
+            )
+
+        def work(folder: Path) -> StageWork:
+            exported = ExportResult.model_validate_json(
+                (self.run.path / "export" / "result.json").read_text()
+            )
+            artifact: ExportArtifact = exported.artifacts[0]
+            request = DeployRequest(
+                artifact=artifact,
+                model_name=section.model_name or f"forge-{self.run.id}",
+                output_dir=str(folder),
+                settings=self.settings.section("deploy"),
+            )
+            result = DeployResult.model_validate(
+                self.registry.call("deploy", section.target, request)
+            )
+            write_json_atomic(folder / "deployment.json", result.model_dump(mode="json"))
+            return StageWork([folder / "deployment.json"], {"endpoint": result.endpoint}, [plugin])
+
+        return self._stage(
+            "deploy",
+            {"export": self._output_hash("export"), "eval": self._output_hash("eval")},
+            work,
+        )
+
+    def deployment(self) -> DeployResult:
+        """The run's deployment, as written by the deploy stage."""
+        self.run.require("deploy")
+        return DeployResult.model_validate_json(
+            (self.run.path / "deploy" / "deployment.json").read_text()
+        )
+
+    # ------------------------------------------------------------------ everything
+
+    def run_all(self, repo: Path | str) -> list[StageOutcome]:
+        """Run every stage in order; stop at the first one whose plugin is missing.
+
+        Stages after a missing one are reported as missing too, each with what
+        it would need, so one run tells the user everything to install.
+        """
+        steps: list[tuple[str, Callable[[], StageOutcome]]] = [
+            ("mine", lambda: self.mine(repo)),
+            ("synth", self.synth),
+            ("validate", self.validate),
+            ("train", self.train),
+            ("eval", self.evaluate),
+            ("export", self.export),
+            ("deploy", self.deploy),
+        ]
+        assert [name for name, _ in steps] == list(STAGES)
+        outcomes: list[StageOutcome] = []
+        blocked_by: str | None = None
+        for name, step in steps:
+            if blocked_by is not None:
+                outcomes.append(
+                    StageOutcome(name, "missing", self.preflight(name) or f"needs {blocked_by}")
+                )
+                continue
+            try:
+                outcomes.append(step())
+            except PluginNotFound as exc:
+                outcomes.append(StageOutcome(name, "missing", str(exc)))
+                blocked_by = name
+            except RunError as exc:
+                outcomes.append(StageOutcome(name, "failed", str(exc)))
+                blocked_by = name
+        return outcomes
+
+    def preflight(self, stage: str) -> str | None:
+        """Why ``stage`` could not run with the installed plugins, or None."""
+        checks: dict[str, Callable[[], object]] = {
+            "mine": lambda: self.registry.languages() or self.registry.find("parse", "python"),
+            "synth": lambda: self.registry.find("synthesize", self.settings.synth.synthesizer),
+            "validate": lambda: None,
+            "train": lambda: (
+                self.registry.find("train", self.settings.train.trainer),
+                self.resolve_base_model(),
+            ),
+            "eval": lambda: (
+                [self.registry.model_backend(self.settings.eval.backend)]
+                + [self.registry.find("evaluate", m) for m in self.settings.eval.metrics]
+            ),
+            "export": lambda: self.registry.find("export", self.settings.export.exporter),
+            "deploy": lambda: self.registry.find("deploy", self.settings.deploy.target),
+        }
+        try:
+            checks[stage]()
+        except PluginNotFound as exc:
+            return str(exc)
+        return None
