@@ -1,0 +1,142 @@
+"""The pipeline end to end with the toy plugin: outputs, caching, gate, missing plugins."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from forge_core.config import ForgeSettings
+from forge_core.contracts import CodeUnit, Example
+from forge_core.files import read_jsonl
+from forge_core.pipeline import Forge
+from forge_core.plugins import PluginNotFound, PluginRegistry
+from forge_core.runs import STAGES, RunError
+from tests.core.toy_plugin import ToyPlugin
+
+
+def test_run_all_writes_every_stage(
+    toy_settings: ForgeSettings, toy_registry: PluginRegistry, toy_repo: Path, tmp_path: Path
+) -> None:
+    forge = Forge(toy_settings, tmp_path / "run", registry=toy_registry)
+    outcomes = forge.run_all(toy_repo)
+    assert [(o.stage, o.status) for o in outcomes] == [(s, "ran") for s in STAGES]
+    units = read_jsonl(forge.run.path / "mine" / "units.jsonl", CodeUnit)
+    assert len(units) == 18 and units[0].id == "pkg0/mod0.toy::f0_0"
+    assert not any("node_modules" in u.path for u in units)
+    splits = {
+        s: read_jsonl(forge.run.path / "validate" / f"{s}.jsonl", Example)
+        for s in ("train", "valid", "test")
+    }
+    assert sum(len(v) for v in splits.values()) == 18
+    test_files = {e.path for e in splits["test"]}
+    assert test_files and not test_files & {e.path for e in splits["train"]}
+    metrics = json.loads((forge.run.path / "eval" / "metrics.json").read_text())
+    assert metrics["metrics"]["fine_tuned"]["toy_metric"] == 1.0
+    assert metrics["metrics"]["base"]["toy_metric"] == 0.0
+    assert metrics["gate"]["passed"] is True
+    assert forge.deployment().endpoint == "http://127.0.0.1:9/v1"
+    manifest = forge.run.require("train")
+    assert manifest.plugins == {"toy": "1.2.3"} and manifest.config["trainer"] == "toy"
+    saved = json.loads((forge.run.path / "config.json").read_text())
+    assert saved["train"]["trainer"] == "toy"
+
+
+def test_unchanged_stages_are_skipped_and_force_reruns(
+    toy_settings: ForgeSettings, toy_registry: PluginRegistry, toy_repo: Path, tmp_path: Path
+) -> None:
+    Forge(toy_settings, tmp_path / "run", registry=toy_registry).run_all(toy_repo)
+    again = Forge(toy_settings, tmp_path / "run", registry=toy_registry).run_all(toy_repo)
+    assert {o.status for o in again} == {"skipped"}
+    forced = Forge(toy_settings, tmp_path / "run", registry=toy_registry, force=True).mine(toy_repo)
+    assert forced.status == "ran"
+
+
+def test_changed_file_reruns_mine_and_everything_after(
+    toy_settings: ForgeSettings,
+    toy_plugin: ToyPlugin,
+    toy_registry: PluginRegistry,
+    toy_repo: Path,
+    tmp_path: Path,
+) -> None:
+    Forge(toy_settings, tmp_path / "run", registry=toy_registry).run_all(toy_repo)
+    (toy_repo / "pkg0" / "mod0.toy").write_text("def renamed\n")
+    outcomes = Forge(toy_settings, tmp_path / "run", registry=toy_registry).run_all(toy_repo)
+    # The toy export is byte-identical, so deploy's inputs did not change.
+    assert [o.status for o in outcomes] == ["ran"] * 6 + ["skipped"]
+
+
+def test_changed_config_section_reruns_that_stage_only(
+    toy_settings: ForgeSettings, toy_registry: PluginRegistry, toy_repo: Path, tmp_path: Path
+) -> None:
+    Forge(toy_settings, tmp_path / "run", registry=toy_registry).run_all(toy_repo)
+    toy_settings.deploy.port = 9999
+    outcomes = Forge(toy_settings, tmp_path / "run", registry=toy_registry).run_all(toy_repo)
+    assert [o.status for o in outcomes] == ["skipped"] * 6 + ["ran"]
+
+
+def test_gate_refuses_a_regression() -> None:
+    from forge_core.config import GateSettings
+    from forge_core.contracts import EvaluateResult
+    from forge_core.evaluation import apply_gate
+
+    def result(name: str, value: float, higher: bool = True) -> dict[str, EvaluateResult]:
+        return {name: EvaluateResult(metric=name, value=value, higher_is_better=higher)}
+
+    gate = GateSettings(max_regression=0.1, max_hallucination_rate=0.2)
+    verdict = apply_gate(gate, result("exact_match", 0.8), result("exact_match", 0.5))
+    assert not verdict.passed and "exact_match regressed from 0.8 to 0.5" in verdict.reasons[0]
+    assert apply_gate(gate, result("exact_match", 0.8), result("exact_match", 0.75)).passed
+    lower = apply_gate(gate, result("perplexity", 5.0, False), result("perplexity", 4.0, False))
+    assert lower.passed
+    hallucinating = apply_gate(gate, {}, result("hallucination", 0.3, False))
+    assert not hallucinating.passed and "hallucination rate 30.00%" in hallucinating.reasons[0]
+
+
+def test_deploy_refuses_failing_gate(
+    toy_settings: ForgeSettings, toy_registry: PluginRegistry, toy_repo: Path, tmp_path: Path
+) -> None:
+    toy_settings.eval.gate.max_regression = 0.0
+    forge = Forge(toy_settings, tmp_path / "run", registry=toy_registry)
+    for step in (lambda: forge.mine(toy_repo), forge.synth, forge.validate, forge.train):
+        step()
+    forge.evaluate()
+    document = json.loads((forge.run.path / "eval" / "metrics.json").read_text())
+    assert document["gate"]["passed"]
+    forge.export()
+    manifest = forge.run.require("eval")
+    manifest.metrics["gate"] = {"passed": False, "reasons": ["planted failure"]}
+    (forge.run.manifest_path("eval")).write_text(manifest.model_dump_json())
+    with pytest.raises(RunError, match=r"planted failure.*deploy.force=true"):
+        forge.deploy()
+    toy_settings.deploy.force = True
+    assert forge.deploy().status == "ran"
+
+
+def test_missing_plugins_are_reported_for_every_stage(tmp_path: Path, toy_repo: Path) -> None:
+    registry = PluginRegistry(entry_points=False)
+    settings = ForgeSettings(runs_dir=tmp_path / "runs")
+    outcomes = Forge(settings, registry=registry).run_all(toy_repo)
+    assert [o.status for o in outcomes] == ["missing"] * len(STAGES)
+    assert "forge-python" in outcomes[0].message
+    assert "forge-raft" in outcomes[1].message
+    assert "forge-torch" in outcomes[3].message
+    assert "forge-gguf" in outcomes[5].message
+
+
+def test_unknown_base_model_is_explained(
+    toy_settings: ForgeSettings, toy_registry: PluginRegistry, tmp_path: Path
+) -> None:
+    toy_settings.train.base_model = "no-such-model"
+    forge = Forge(toy_settings, tmp_path / "run", registry=toy_registry)
+    with pytest.raises(PluginNotFound, match="neither a registered name \\(toybase\\)"):
+        forge.resolve_base_model()
+
+
+def test_stage_before_its_input_names_the_command(
+    toy_settings: ForgeSettings, toy_registry: PluginRegistry, tmp_path: Path
+) -> None:
+    forge = Forge(toy_settings, tmp_path / "run", registry=toy_registry)
+    with pytest.raises(RunError, match="forge mine REPO --run-dir"):
+        forge.synth()
