@@ -259,3 +259,12 @@ def hook_docstrings() -> dict[str, str]:
 
     module: Any = globals()
     return {name: inspect.getdoc(module[name]) or "" for name in (*PIPELINE_HOOKS, *REGISTRY_HOOKS)}
+
+
+def render_hook_reference() -> str:
+    """The hook reference of ``docs/plugins.md``, rendered from the docstrings above."""
+    sections = []
+    for name, doc in hook_docstrings().items():
+        kind = "pipeline" if name in PIPELINE_HOOKS else "registry"
+        sections.append(f"### `{name}` ({kind} hook)\n\n```text\n{doc}\n```\n")
+    return "\n".join(sections)

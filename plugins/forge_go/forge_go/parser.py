@@ -1,0 +1,379 @@
+"""Parse Go source into Forge code units with tree-sitter.
+
+The units are a file's top-level declarations, always whole:
+
+* ``func Name(...)`` → FUNCTION, qualified name ``Name`` (generic functions alike);
+* ``func (r *Recv[T]) Name(...)`` → METHOD, qualified ``(*Recv).Name`` for a pointer
+  receiver and ``Recv.Name`` for a value receiver, type parameters dropped (the
+  ``go doc`` / pprof spelling); ``parent`` is ``Recv``, the type unit's qualified name;
+* ``type Name ...`` → TYPE for structs, interfaces, any other named type and aliases;
+  a grouped ``type ( A ...; B ... )`` gives one unit per spec.
+
+A unit's span starts at ``func``/``type`` (for a spec of a grouped declaration, at its
+name) and never includes the doc comment. The doc comment, the comments directly above
+the declaration with no blank line between, is the ``docstring``, kept as written
+(``//`` markers included, one comment per line). ``leading_comment`` stays None: in Go
+the comment above a declaration *is* its documentation, and storing it twice would
+repeat it in every prompt built from the unit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+import tree_sitter_go
+from forge_core.codeinfo import has_syntax_error, is_test_path, looks_generated, node_text, walk
+from forge_core.contracts import CodeUnit, ParseRequest, ParseResult, UnitKind, UnitQuality
+from tree_sitter import Language, Node, Parser
+
+LANGUAGE = "go"
+#: Comment lines the Go toolchain reads as directives, not documentation (go/ast).
+DIRECTIVE = re.compile(r"//(line |extern |export |[a-z0-9]+:[a-z0-9])")
+#: A major-version path element (``.../v2``), which is not the package name.
+MAJOR_VERSION = re.compile(r"v[0-9]+")
+
+
+@lru_cache(maxsize=1)
+def go_parser() -> Parser:
+    """The process's tree-sitter parser for Go, built once and reused for every file."""
+    return Parser(Language(tree_sitter_go.language()))
+
+
+@dataclass(frozen=True)
+class Import:
+    """One import spec: the path and the name the file uses the package by (if any)."""
+
+    path: str
+    name: str | None
+
+
+@dataclass(frozen=True)
+class GoFile:
+    """The file-level facts every unit of one file shares."""
+
+    path: str
+    source: bytes
+    imports: tuple[Import, ...]
+    is_test: bool
+    generated: bool
+
+    @property
+    def package_names(self) -> frozenset[str]:
+        """The names the file refers to imported packages by."""
+        return frozenset(item.name for item in self.imports if item.name)
+
+    @property
+    def import_references(self) -> list[str]:
+        """Each import's path, then its package name, in import order."""
+        return [ref for item in self.imports for ref in (item.path, item.name) if ref]
+
+
+def parse_go(request: ParseRequest) -> ParseResult:
+    """Parse one Go file into whole units, its import paths and a syntax-error flag."""
+    source = request.source
+    root = go_parser().parse(source).root_node
+    imports = tuple(file_imports(root, source))
+    go_file = GoFile(
+        path=request.path,
+        source=source,
+        imports=imports,
+        is_test=is_test_path(request.path),
+        generated=looks_generated(source.decode("utf-8", errors="replace")),
+    )
+    units = [unit for node in top_level_nodes(root) for unit in declaration_units(node, go_file)]
+    return ParseResult(
+        units=units,
+        imports=list(dict.fromkeys(item.path for item in imports)),
+        has_syntax_error=has_syntax_error(root),
+    )
+
+
+# --------------------------------------------------------------------------- file level
+
+
+def top_level_nodes(root: Node) -> Iterator[Node]:
+    """The file's top-level nodes, looking inside the ERROR nodes of broken code."""
+    stack = list(reversed(root.children))
+    while stack:
+        node = stack.pop()
+        if node.type == "ERROR":
+            stack.extend(reversed(node.children))
+        else:
+            yield node
+
+
+def file_imports(root: Node, source: bytes) -> Iterator[Import]:
+    """Every import spec of the file, in order."""
+    for declaration in top_level_nodes(root):
+        if declaration.type != "import_declaration":
+            continue
+        for spec in walk(declaration):
+            if spec.type != "import_spec":
+                continue
+            path_node = spec.child_by_field_name("path")
+            path = node_text(path_node, source)[1:-1] if path_node is not None else ""
+            if not path:
+                continue
+            name_node = spec.child_by_field_name("name")
+            if name_node is None:
+                name: str | None = assumed_package_name(path) or None
+            elif name_node.type == "package_identifier":
+                name = node_text(name_node, source)
+            else:  # `_` (side effects only) and `.` (names merged into the file's scope)
+                name = None
+            yield Import(path, name)
+
+
+def assumed_package_name(import_path: str) -> str:
+    """The name an unaliased import is used by, guessed from its path as goimports does."""
+    parts = import_path.split("/")
+    base = parts[-1]
+    if len(parts) > 1 and MAJOR_VERSION.fullmatch(base):
+        base = parts[-2]
+    base = base.removeprefix("go-")
+    end = next((i for i, ch in enumerate(base) if not (ch.isalnum() or ch == "_")), len(base))
+    return base[:end]
+
+
+# --------------------------------------------------------------------------- units
+
+
+def declaration_units(node: Node, go_file: GoFile) -> list[CodeUnit]:
+    """The units one top-level node declares (none for imports, vars, consts, comments)."""
+    if node.type == "function_declaration":
+        return function_units(node, go_file)
+    if node.type == "method_declaration":
+        return method_units(node, go_file)
+    if node.type == "type_declaration":
+        return type_units(node, go_file)
+    return []
+
+
+def function_units(node: Node, go_file: GoFile) -> list[CodeUnit]:
+    """A ``func`` declaration as a FUNCTION unit (none when it has no name)."""
+    name_node = node.child_by_field_name("name")
+    if name_node is None:
+        return []
+    name = node_text(name_node, go_file.source)
+    body = node.child_by_field_name("body")
+    return [
+        build_unit(
+            node,
+            go_file,
+            kind=UnitKind.FUNCTION,
+            name=name,
+            qualified_name=name,
+            signature=header_text(node, body.start_byte if body else None, go_file.source),
+        )
+    ]
+
+
+def method_units(node: Node, go_file: GoFile) -> list[CodeUnit]:
+    """A method declaration as a METHOD unit qualified by its receiver type."""
+    name_node = node.child_by_field_name("name")
+    if name_node is None:
+        return []
+    name = node_text(name_node, go_file.source)
+    receiver = receiver_type(node.child_by_field_name("receiver"), go_file.source)
+    if receiver is None:  # broken receiver: still a whole unit, just unqualified
+        qualified_name, parent = name, None
+    else:
+        parent, pointer = receiver
+        qualified_name = f"(*{parent}).{name}" if pointer else f"{parent}.{name}"
+    body = node.child_by_field_name("body")
+    return [
+        build_unit(
+            node,
+            go_file,
+            kind=UnitKind.METHOD,
+            name=name,
+            qualified_name=qualified_name,
+            signature=header_text(node, body.start_byte if body else None, go_file.source),
+            parent=parent,
+        )
+    ]
+
+
+def receiver_type(receiver: Node | None, source: bytes) -> tuple[str, bool] | None:
+    """The receiver's base type name and whether it is a pointer (``*List[T]`` → List, True)."""
+    if receiver is None:
+        return None
+    params = [c for c in receiver.named_children if c.type == "parameter_declaration"]
+    type_node = params[0].child_by_field_name("type") if params else None
+    pointer = False
+    while type_node is not None:
+        if type_node.type == "type_identifier":
+            return node_text(type_node, source), pointer
+        if type_node.type == "generic_type":
+            type_node = type_node.child_by_field_name("type")
+        elif type_node.type in ("pointer_type", "parenthesized_type"):
+            pointer = pointer or type_node.type == "pointer_type"
+            inner = [c for c in type_node.named_children if c.type != "comment"]
+            type_node = inner[0] if inner else None
+        else:
+            return None
+    return None
+
+
+def type_units(declaration: Node, go_file: GoFile) -> list[CodeUnit]:
+    """One TYPE unit per spec of a ``type`` declaration (grouped or not)."""
+    specs = [c for c in declaration.named_children if c.type in ("type_spec", "type_alias")]
+    grouped = len(specs) > 1 or any(c.type == "(" for c in declaration.children)
+    units = []
+    for spec in specs:
+        name_node = spec.child_by_field_name("name")
+        if name_node is None:
+            continue
+        name = node_text(name_node, go_file.source)
+        span = spec if grouped else declaration
+        header = header_text(span, type_body_start(spec), go_file.source)
+        units.append(
+            build_unit(
+                span,
+                go_file,
+                kind=UnitKind.TYPE,
+                name=name,
+                qualified_name=name,
+                signature=f"type {header}" if grouped else header,
+            )
+        )
+    return units
+
+
+def type_body_start(spec: Node) -> int | None:
+    """The byte offset of the ``{`` of a struct or interface type; None for other types."""
+    type_node = spec.child_by_field_name("type")
+    if type_node is None or type_node.type not in ("struct_type", "interface_type"):
+        return None
+    for child in type_node.children:
+        if child.type in ("{", "field_declaration_list"):
+            return child.start_byte
+    return None
+
+
+def header_text(node: Node, end_byte: int | None, source: bytes) -> str:
+    """The text of ``node`` from its start up to ``end_byte`` (a body's ``{``), trimmed."""
+    end = node.end_byte if end_byte is None else end_byte
+    return source[node.start_byte : end].decode("utf-8", errors="replace").rstrip()
+
+
+def build_unit(
+    node: Node,
+    go_file: GoFile,
+    *,
+    kind: UnitKind,
+    name: str,
+    qualified_name: str,
+    signature: str,
+    parent: str | None = None,
+) -> CodeUnit:
+    """The CodeUnit spanning ``node``, with its doc comment, references and quality."""
+    start_line = node.start_point.row + 1
+    end_row = node.end_point.row
+    if node.end_point.column == 0 and end_row > node.start_point.row:
+        end_row -= 1  # the node ends with a newline: its last line is the one before
+    end_line = end_row + 1
+    docstring = doc_comment(node, go_file.source)
+    return CodeUnit(
+        path=go_file.path,
+        language=LANGUAGE,
+        kind=kind,
+        name=name,
+        qualified_name=qualified_name,
+        signature=signature,
+        docstring=docstring,
+        source=node_text(node, go_file.source),
+        start_line=start_line,
+        end_line=end_line,
+        start_byte=node.start_byte,
+        end_byte=node.end_byte,
+        references=unit_references(node, go_file),
+        parent=parent,
+        quality=UnitQuality(
+            lines=end_line - start_line + 1,
+            has_doc=docstring is not None,
+            is_test=go_file.is_test,
+            looks_generated=go_file.generated,
+            has_syntax_error=has_syntax_error(node),
+        ),
+    )
+
+
+# --------------------------------------------------------------------------- comments, references
+
+
+def doc_comment(node: Node, source: bytes) -> str | None:
+    """The Go doc comment of ``node``: the comments directly above it, as written.
+
+    Each comment must start its own line, and the group must end on the line just
+    above the declaration with no blank line between. A group made only of toolchain
+    directives (``//go:noinline``) is not documentation and gives None.
+    """
+    group: list[Node] = []
+    below = node
+    comment = node.prev_sibling
+    while (
+        comment is not None
+        and comment.type == "comment"
+        and comment.end_point.row + 1 == below.start_point.row
+        and starts_line(comment, source)
+    ):
+        group.append(comment)
+        below, comment = comment, comment.prev_sibling
+    lines = [node_text(c, source) for c in reversed(group)]
+    if all(DIRECTIVE.match(line) for line in lines):  # also true when there is no comment
+        return None
+    return "\n".join(lines)
+
+
+def starts_line(node: Node, source: bytes) -> bool:
+    """True when only whitespace precedes ``node`` on its first line."""
+    line_start = source.rfind(b"\n", 0, node.start_byte) + 1
+    return not source[line_start : node.start_byte].strip()
+
+
+def unit_references(node: Node, go_file: GoFile) -> list[str]:
+    """What the unit refers to, distinct and in order, then the file's imports.
+
+    Called names (``foo()``; ``x.Foo()`` gives ``x`` and ``Foo``; a generic call
+    ``Map[int](xs)`` gives ``Map``), selected field and method names (``x.y`` gives
+    ``y``, and ``pkg`` too when it names an imported package), qualified types
+    (``http.Request`` gives ``http`` and ``Request``), then each import's path and name.
+    """
+    source = go_file.source
+    packages = go_file.package_names
+    seen: dict[str, None] = {}
+
+    def add(ref: Node | None) -> None:
+        if ref is not None:
+            seen.setdefault(node_text(ref, source), None)
+
+    for child in walk(node):
+        if child.type == "call_expression":
+            callee = child.child_by_field_name("function")
+            if callee is not None and callee.type == "identifier":
+                add(callee)
+            elif callee is not None and callee.type == "selector_expression":
+                operand = callee.child_by_field_name("operand")
+                if operand is not None and operand.type == "identifier":
+                    add(operand)
+        elif child.type == "type_conversion_expression":
+            generic = child.child_by_field_name("type")
+            if generic is not None and generic.type == "generic_type":
+                base = generic.child_by_field_name("type")
+                if base is not None and base.type == "type_identifier":
+                    add(base)
+        elif child.type == "selector_expression":
+            operand = child.child_by_field_name("operand")
+            if operand is not None and operand.type == "identifier" and node_text(operand, source) in packages:
+                add(operand)
+            add(child.child_by_field_name("field"))
+        elif child.type == "qualified_type":
+            add(child.child_by_field_name("package"))
+            add(child.child_by_field_name("name"))
+    for ref in go_file.import_references:
+        seen.setdefault(ref, None)
+    return list(seen)

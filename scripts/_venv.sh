@@ -1,0 +1,17 @@
+# Shared by the two README commands: make .venv and install a requirements file into it.
+# Usage: source scripts/_venv.sh <requirements-file>
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYTHON="${PYTHON:-python3}"
+VENV="${FORGE_VENV:-$ROOT/.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check --quiet)
+"${PIP[@]}" install --upgrade pip setuptools
+if grep -qs '^torch' "$ROOT/requirements/torch.txt" 2>/dev/null; then
+    # torch first and pinned: the CPU build, never an unpinned multi-GB CUDA one.
+    "${PIP[@]}" install -r "$ROOT/requirements/torch.txt"
+fi
+"${PIP[@]}" install -r "$1"
+export PATH="$VENV/bin:$PATH"
