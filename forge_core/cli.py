@@ -28,9 +28,9 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from forge_core.chat import ChatError
     from forge_core.config import ConfigError
     from forge_core.files import DataFileError
-    from forge_core.mining import RepositoryError
     from forge_core.plugins import PluginConflict, PluginNotFound
     from forge_core.runs import RunError
+    from forge_core.walk import RepositoryError
 
     return (
         ConfigError,

@@ -64,6 +64,9 @@ class MineSettings(Section):
     )
     max_file_bytes: int = Field(default=1_000_000, gt=0, description="Larger files are skipped.")
     workers: int = Field(default=0, ge=0, description="Parser processes; 0 picks by repo size.")
+    cache_dir: Path | None = Field(
+        default=None, description="Parse cache; default <runs_dir>/.cache/parse. '' disables."
+    )
 
 
 class SynthSettings(Section):

@@ -1,123 +1,235 @@
-"""The ``mine`` stage's work: walk a repository and parse its files into units."""
+"""The ``mine`` stage's work: parse the walked files into code units.
+
+Each file is read once: its content is checked (binary, UTF-8), hashed, and
+looked up in a content-addressed parse cache keyed by (parser plugin and
+version, path, content hash), so re-mining an unchanged file costs a read and
+a hash. Large repositories are parsed in spawned worker processes, each with
+its own plugin registry (plugins registered in-process only are parsed in the
+main process).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from forge_core.config import MineSettings
-from forge_core.contracts import CodeUnit, LanguageSpec, ParseRequest, ParseResult
+from forge_core.contracts import CodeUnit, ParseRequest, ParseResult
+from forge_core.files import write_text_atomic
+from forge_core.plugins import PluginRegistry
+from forge_core.walk import RepositoryError, SourceFile, WalkResult, classify_content
 
-#: Folders never mined: vendored code, build output, caches, environments.
-SKIPPED_DIRS = frozenset(
-    {
-        ".git",
-        ".hg",
-        ".svn",
-        "node_modules",
-        "vendor",
-        ".venv",
-        "venv",
-        "env",
-        "dist",
-        "build",
-        "__pycache__",
-        ".mypy_cache",
-        ".pytest_cache",
-        ".ruff_cache",
-        ".tox",
-        ".eggs",
-        "runs",
-    }
-)
+__all__ = [
+    "FileOutcome",
+    "MiningReport",
+    "ParseCache",
+    "RepositoryError",
+    "assign_unit_ids",
+    "choose_workers",
+    "mine_files",
+]
+
+#: Below this many bytes of source, worker start-up costs more than it saves.
+PARALLEL_MIN_BYTES = 2_000_000
+#: Files handed to a worker at a time.
+CHUNK_FILES = 16
 
 
-class RepositoryError(ValueError):
-    """The repository path cannot be mined (not a directory, unreadable, ...)."""
+class ParseCache:
+    """Parse results on disk, addressed by parser, path and content hash."""
 
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
 
-@dataclass(frozen=True)
-class SourceFile:
-    """A file selected for parsing."""
+    @staticmethod
+    def key(parser_tag: str, relative: str, digest: str) -> str:
+        """The cache key of one file's parse."""
+        return hashlib.sha256(f"{parser_tag}\0{relative}\0{digest}".encode()).hexdigest()
 
-    path: Path
-    relative: str
-    language: str
-    size: int
+    def _path(self, key: str) -> Path | None:
+        return self.folder / key[:2] / f"{key}.json" if self.folder else None
+
+    def get(self, key: str) -> ParseResult | None:
+        """The cached result, or None (absent or unreadable: parse again)."""
+        path = self._path(key)
+        if path is None:
+            return None
+        try:
+            return ParseResult.model_validate_json(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+
+    def put(self, key: str, result: ParseResult) -> None:
+        """Store a result atomically (a crash never leaves half an entry)."""
+        path = self._path(key)
+        if path is not None:
+            write_text_atomic(path, result.model_dump_json())
 
 
 @dataclass
-class WalkReport:
-    """What the walk selected and what it skipped, by reason."""
+class FileOutcome:
+    """What mining one file gave."""
 
-    files: list[SourceFile] = field(default_factory=list)
-    skipped: dict[str, int] = field(default_factory=dict)
-
-    def skip(self, reason: str) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
-
-
-def extension_map(languages: dict[str, LanguageSpec]) -> dict[str, str]:
-    """File extension → language name."""
-    return {ext.lower(): name for name, spec in languages.items() for ext in spec.extensions}
+    relative: str
+    language: str
+    size: int
+    units: list[CodeUnit] = field(default_factory=list)
+    skipped: str | None = None
+    cached: bool = False
+    has_syntax_error: bool = False
 
 
-def walk_repository(
-    repo: Path, languages: dict[str, LanguageSpec], settings: MineSettings
-) -> WalkReport:
-    """Select the files to parse, in a deterministic (sorted) order."""
-    if not repo.exists():
-        raise RepositoryError(f"{repo} does not exist")
-    if not repo.is_dir():
-        raise RepositoryError(f"{repo} is not a directory; give the repository's root folder")
-    root = repo.resolve()
-    by_extension = extension_map(languages)
-    report = WalkReport()
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.startswith("."))
-        for name in sorted(files):
-            path = Path(folder) / name
-            language = by_extension.get(path.suffix.lower())
-            if language is None:
-                continue
-            if path.is_symlink() and not path.resolve().is_relative_to(root):
-                report.skip("symlink outside the repository")
-                continue
-            try:
-                size = path.stat().st_size
-            except OSError:
-                report.skip("unreadable")
-                continue
-            if size > settings.max_file_bytes:
-                report.skip("larger than mine.max_file_bytes")
-                continue
-            relative = path.relative_to(root).as_posix()
-            report.files.append(SourceFile(path, relative, language, size))
-    return report
+@dataclass
+class MiningReport:
+    """Counts for ``mine/report.json``."""
+
+    files: int = 0
+    bytes: int = 0
+    units: int = 0
+    cached_files: int = 0
+    files_with_syntax_errors: int = 0
+    workers: int = 1
+    by_language: Counter[str] = field(default_factory=Counter)
+    by_kind: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    skipped_examples: dict[str, str] = field(default_factory=dict)
+
+    def add(self, outcome: FileOutcome) -> None:
+        """Count one file's outcome."""
+        if outcome.skipped:
+            self.skipped[outcome.skipped] += 1
+            self.skipped_examples.setdefault(outcome.skipped, outcome.relative)
+            return
+        self.files += 1
+        self.bytes += outcome.size
+        self.units += len(outcome.units)
+        self.cached_files += outcome.cached
+        self.files_with_syntax_errors += outcome.has_syntax_error
+        for unit in outcome.units:
+            self.by_language[unit.language] += 1
+            self.by_kind[f"{unit.language}.{unit.kind.value}"] += 1
+
+    def as_json(self) -> dict[str, Any]:
+        """The report's JSON shape."""
+        return {
+            "files": self.files,
+            "bytes": self.bytes,
+            "units": self.units,
+            "cached_files": self.cached_files,
+            "files_with_syntax_errors": self.files_with_syntax_errors,
+            "workers": self.workers,
+            "units_by_language": dict(sorted(self.by_language.items())),
+            "units_by_kind": dict(sorted(self.by_kind.items())),
+            "skipped": dict(sorted(self.skipped.items())),
+            "skipped_examples": dict(sorted(self.skipped_examples.items())),
+        }
 
 
-def parse_files(
-    files: list[SourceFile],
+def mine_file(
+    source: SourceFile,
     parse: Callable[[ParseRequest], ParseResult],
-    on_file: Callable[[], None] = lambda: None,
-) -> Iterator[tuple[SourceFile, ParseResult]]:
-    """Parse each file with the language's plugin."""
-    for source_file in files:
-        data = source_file.path.read_bytes()
-        result = parse(
-            ParseRequest(path=source_file.relative, language=source_file.language, source=data)
-        )
-        on_file()
-        yield source_file, result
+    parser_tag: str,
+    cache: ParseCache,
+) -> FileOutcome:
+    """Read, check, look up and (if needed) parse one file."""
+    outcome = FileOutcome(source.relative, source.language, source.size)
+    try:
+        data = source.path.read_bytes()
+    except OSError as exc:
+        outcome.skipped = f"unreadable ({exc.strerror or exc})"
+        return outcome
+    outcome.skipped = classify_content(data)
+    if outcome.skipped:
+        return outcome
+    key = ParseCache.key(parser_tag, source.relative, hashlib.sha256(data).hexdigest())
+    result = cache.get(key)
+    outcome.cached = result is not None
+    if result is None:
+        request = ParseRequest(path=source.relative, language=source.language, source=data)
+        result = ParseResult.model_validate(parse(request))
+        cache.put(key, result)
+    outcome.units = result.units
+    outcome.has_syntax_error = result.has_syntax_error
+    return outcome
 
 
-def assign_unit_ids(units: list[CodeUnit]) -> list[CodeUnit]:
+# --------------------------------------------------------------------------- workers
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(disabled: list[str], cache_folder: str | None) -> None:
+    """Build the worker's own registry (spawned processes share nothing)."""
+    _WORKER["registry"] = PluginRegistry(disabled=disabled)
+    _WORKER["cache"] = ParseCache(Path(cache_folder) if cache_folder else None)
+
+
+def _mine_chunk(chunk: list[SourceFile], tags: dict[str, str]) -> list[FileOutcome]:
+    registry: PluginRegistry = _WORKER["registry"]
+    callers = {language: registry.caller("parse", language) for language in tags}
+    return [
+        mine_file(source, callers[source.language], tags[source.language], _WORKER["cache"])
+        for source in chunk
+    ]
+
+
+def choose_workers(requested: int, walk: WalkResult) -> int:
+    """``mine.workers``, or (0) one per core when the repository is large enough."""
+    if requested > 0:
+        return requested
+    total = sum(source.size for source in walk.files)
+    if total < PARALLEL_MIN_BYTES:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def mine_files(
+    walk: WalkResult,
+    registry: PluginRegistry,
+    *,
+    workers: int,
+    cache: ParseCache,
+    on_file: Callable[[int], None] = lambda n: None,
+) -> Iterator[FileOutcome]:
+    """Mine every walked file, in the walk's order, sequentially or in processes."""
+    languages = sorted({source.language for source in walk.files})
+    plugins = {language: registry.find("parse", language) for language in languages}
+    versions = registry.versions()
+    tags = {lang: f"{name}-{versions.get(name, 'unknown')}" for lang, name in plugins.items()}
+    in_process_only = any(registry.info(name).origin == "in-process" for name in plugins.values())
+    if workers <= 1 or in_process_only or len(walk.files) < 2 * CHUNK_FILES:
+        callers = {language: registry.caller("parse", language) for language in languages}
+        for source in walk.files:
+            yield mine_file(source, callers[source.language], tags[source.language], cache)
+            on_file(1)
+        return
+    chunks = [walk.files[i : i + CHUNK_FILES] for i in range(0, len(walk.files), CHUNK_FILES)]
+    context = multiprocessing.get_context("spawn")
+    cache_folder = str(cache.folder) if cache.folder else None
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(sorted(registry.disabled), cache_folder),
+    ) as pool:
+        for outcomes in pool.map(_mine_chunk, chunks, [tags] * len(chunks)):
+            yield from outcomes
+            on_file(len(outcomes))
+
+
+def assign_unit_ids(units: Iterable[CodeUnit]) -> list[CodeUnit]:
     """Give each unit a stable id ``path::qualified_name`` (``~2``, ``~3`` for repeats)."""
-    seen: dict[str, int] = {}
+    seen: Counter[str] = Counter()
+    result = []
     for unit in units:
         base = f"{unit.path}::{unit.qualified_name}"
-        seen[base] = seen.get(base, 0) + 1
+        seen[base] += 1
         unit.id = base if seen[base] == 1 else f"{base}~{seen[base]}"
-    return units
+        result.append(unit)
+    return result

@@ -29,6 +29,7 @@ from forge_core.contracts import (
     ExportArtifact,
     ExportRequest,
     ExportResult,
+    LanguageSpec,
     SynthesizeRequest,
     SynthesizeResult,
     TrainRequest,
@@ -126,59 +127,66 @@ class Forge:
 
     def mine(self, repo: Path | str) -> StageOutcome:
         """Walk the repository and parse every supported file into code units."""
-        from forge_core.mining import assign_unit_ids, parse_files, walk_repository
+        from forge_core.mining import (
+            MiningReport,
+            ParseCache,
+            assign_unit_ids,
+            choose_workers,
+            mine_files,
+        )
+        from forge_core.walk import walk_repository
 
-        repo_path = Path(repo).resolve()
-        languages = {
-            name: spec
-            for name, (_, spec) in self.registry.languages().items()
-            if not self.settings.mine.languages or name in self.settings.mine.languages
-        }
-        for wanted in self.settings.mine.languages:
-            if wanted not in languages:
-                raise PluginNotFound(self.registry.missing_message("parse", wanted))
-        if not languages:
-            raise PluginNotFound(self.registry.missing_message("parse", "python"))
-        walk = walk_repository(repo_path, languages, self.settings.mine)
-        self.run.write_info(repo_path)
+        section = self.settings.mine
+        languages = self._languages()
+        walk = walk_repository(
+            Path(repo), languages, max_file_bytes=section.max_file_bytes, exclude=section.exclude
+        )
+        self.run.write_info(walk.root)
         fingerprint = sha256_json(
             [(f.relative, f.language, f.size, f.path.stat().st_mtime_ns) for f in walk.files]
         )
+        cache_dir = section.cache_dir or self.settings.runs_dir / ".cache" / "parse"
 
         def work(folder: Path) -> StageWork:
+            report = MiningReport(workers=choose_workers(section.workers, walk))
+            for reason, count in walk.skipped.items():
+                report.skipped[reason] += count
+                report.skipped_examples.setdefault(reason, walk.examples[reason])
             units: list[CodeUnit] = []
-            parsers = {name: self.registry.find("parse", name) for name in languages}
             self.progress.start("mining", len(walk.files))
-            for _file, result in parse_files(
-                walk.files,
-                lambda request: self.registry.call("parse", request.language, request),
-                lambda: self.progress.advance("mining"),
+            for outcome in mine_files(
+                walk,
+                self.registry,
+                workers=report.workers,
+                cache=ParseCache(cache_dir if str(cache_dir) else None),
+                on_file=lambda n: self.progress.advance("mining", n),
             ):
-                units.extend(result.units)
+                report.add(outcome)
+                units.extend(outcome.units)
             self.progress.finish("mining")
-            assign_unit_ids(units)
-            write_jsonl(folder / "units.jsonl", units)
-            counts: dict[str, int] = {}
-            for unit in units:
-                counts[f"{unit.language}.{unit.kind.value}"] = (
-                    counts.get(f"{unit.language}.{unit.kind.value}", 0) + 1
-                )
-            report = {
-                "files": len(walk.files),
-                "units": len(units),
-                "by_kind": counts,
-                "skipped": walk.skipped,
-            }
-            write_json_atomic(folder / "report.json", report)
+            write_jsonl(folder / "units.jsonl", assign_unit_ids(units))
+            write_json_atomic(folder / "report.json", report.as_json())
             if not units:
-                self.progress.warn(f"no code units found in {repo_path}")
+                self.progress.warn(f"no code units found in {walk.root}; see mine/report.json")
+            parsers = {self.registry.find("parse", lang) for lang in report.by_language}
             return StageWork(
                 [folder / "units.jsonl", folder / "report.json"],
-                {"files": len(walk.files), "units": len(units)},
-                sorted(set(parsers.values())),
+                {"files": report.files, "units": report.units, "cached_files": report.cached_files},
+                sorted(parsers),
             )
 
-        return self._stage("mine", {"repo": str(repo_path), "files": fingerprint}, work)
+        return self._stage("mine", {"repo": str(walk.root), "files": fingerprint}, work)
+
+    def _languages(self) -> dict[str, LanguageSpec]:
+        """The languages to mine: ``mine.languages``, else every installed one."""
+        installed = {name: spec for name, (_, spec) in self.registry.languages().items()}
+        wanted = self.settings.mine.languages or sorted(installed)
+        for name in wanted:
+            if name not in installed:
+                raise PluginNotFound(self.registry.missing_message("parse", name))
+        if not wanted:
+            raise PluginNotFound(self.registry.missing_message("parse", "python"))
+        return {name: installed[name] for name in wanted}
 
     def synth(self) -> StageOutcome:
         """Make training examples from the mined units."""
@@ -442,7 +450,7 @@ class Forge:
     def preflight(self, stage: str) -> str | None:
         """Why ``stage`` could not run with the installed plugins, or None."""
         checks: dict[str, Callable[[], object]] = {
-            "mine": lambda: self.registry.languages() or self.registry.find("parse", "python"),
+            "mine": self._languages,
             "synth": lambda: self.registry.find("synthesize", self.settings.synth.synthesizer),
             "validate": lambda: None,
             "train": lambda: (

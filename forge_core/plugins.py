@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata, resources
 from typing import TYPE_CHECKING, Any, Literal
@@ -50,6 +50,7 @@ class PluginInfo:
     module: str
     status: Literal["loaded", "failed", "disabled"] = "loaded"
     error: str | None = None
+    origin: Literal["entry-point", "builtin", "in-process"] = "entry-point"
     hooks: list[str] = field(default_factory=list)
     provides: dict[str, list[str]] = field(default_factory=dict)
 
@@ -62,6 +63,7 @@ class PluginInfo:
             "module": self.module,
             "status": self.status,
             "error": self.error,
+            "origin": self.origin,
             "hooks": self.hooks,
             "provides": self.provides,
         }
@@ -101,7 +103,12 @@ class PluginRegistry:
         self._infos: dict[str, PluginInfo] = {}
         if builtins:
             for name, module_name in BUILTIN_PLUGINS.items():
-                self._load(name, module_name, lambda m=module_name: importlib.import_module(m))
+                self._load(
+                    name,
+                    module_name,
+                    lambda m=module_name: importlib.import_module(m),
+                    origin="builtin",
+                )
         if entry_points:
             for entry_point in sorted(
                 metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name
@@ -125,12 +132,13 @@ class PluginRegistry:
         *,
         distribution: str | None = "forge-core",
         version: str | None = None,
+        origin: Literal["entry-point", "builtin"] = "entry-point",
     ) -> None:
         if version is None and distribution == "forge-core":
             from forge_core import __version__
 
             version = __version__
-        info = PluginInfo(name, distribution, version, module_name)
+        info = PluginInfo(name, distribution, version, module_name, origin=origin)
         self._infos[name] = info
         if name in self.disabled:
             info.status = "disabled"
@@ -155,7 +163,7 @@ class PluginRegistry:
     ) -> PluginInfo:
         """Register an in-process plugin (embedding, tests); it behaves like an installed one."""
         module = getattr(plugin, "__name__", type(plugin).__name__)
-        info = PluginInfo(name, distribution, version, module)
+        info = PluginInfo(name, distribution, version, module, origin="in-process")
         self._infos[name] = info
         if name in self.disabled:
             info.status = "disabled"
@@ -274,13 +282,27 @@ class PluginRegistry:
             message += f"; disabled by config: {', '.join(disabled)}"
         return message
 
+    def info(self, name: str) -> PluginInfo:
+        """The listing entry of the plugin called ``name``."""
+        return self._infos[name]
+
+    def caller(self, hook: str, name: str) -> Callable[[Any], Any]:
+        """A function that calls pipeline ``hook`` on the provider of ``name`` (resolved once)."""
+        plugin = self.find(hook, name)
+        others = [p for p in self.manager.get_plugins() if p is not self.manager.get_plugin(plugin)]
+        subset = self.manager.subset_hook_caller(hook, remove_plugins=others)
+
+        def call(request: Any) -> Any:
+            result = subset(request=request)
+            if result is None:
+                raise RuntimeError(f"plugin {plugin!r} returned nothing from {hook} for {name!r}")
+            return result
+
+        return call
+
     def call(self, hook: str, name: str, request: Any) -> Any:
         """Call pipeline ``hook`` on the plugin that provides ``name``."""
-        plugin = self.find(hook, name)
-        result = self._call_one(plugin, hook, request=request)
-        if result is None:
-            raise RuntimeError(f"plugin {plugin!r} returned nothing from {hook} for {name!r}")
-        return result
+        return self.caller(hook, name)(request)
 
     # ------------------------------------------------------------------ registries
 
