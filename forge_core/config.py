@@ -64,17 +64,43 @@ class MineSettings(Section):
     )
     max_file_bytes: int = Field(default=1_000_000, gt=0, description="Larger files are skipped.")
     workers: int = Field(default=0, ge=0, description="Parser processes; 0 picks by repo size.")
+    cache: bool = Field(default=True, description="Reuse parses of unchanged files.")
     cache_dir: Path | None = Field(
-        default=None, description="Parse cache; default <runs_dir>/.cache/parse. '' disables."
+        default=None, description="Parse cache folder; default <runs_dir>/.cache/parse."
     )
+
+
+class TeacherSettings(Section):
+    """An optional OpenAI-compatible model that writes extra questions (off by default)."""
+
+    enabled: bool = False
+    base_url: str = Field(default="http://127.0.0.1:11434/v1", description="…/v1 endpoint.")
+    model: str = "qwen2.5-coder:7b"
+    api_key_env: str = Field(
+        default="OPENAI_API_KEY", description="Environment variable holding the key, if any."
+    )
+    questions_per_unit: int = Field(default=1, ge=0)
+    max_retries: int = Field(default=3, ge=0)
+    timeout_seconds: float = Field(default=60.0, gt=0)
 
 
 class SynthSettings(Section):
     """The ``synth`` stage: making training examples."""
 
     synthesizer: str = Field(default="raft", description="Plugin name providing `synthesize`.")
-    oracle_probability: float = Field(default=0.8, ge=0.0, le=1.0)
-    distractors: int = Field(default=3, ge=0)
+    oracle_probability: float = Field(
+        default=0.8, ge=0.0, le=1.0, description="Share of examples whose context has the oracle."
+    )
+    distractors: int = Field(default=3, ge=0, description="Hard-negative documents per example.")
+    question_types: list[str] = Field(
+        default_factory=list, description="Question types to make; empty means all."
+    )
+    max_document_chars: int = Field(
+        default=1500, gt=0, description="Longer documents are cut to this in the context."
+    )
+    include_tests: bool = Field(default=False, description="Make questions about test code.")
+    include_generated: bool = Field(default=False, description="Questions about generated code.")
+    teacher: TeacherSettings = Field(default_factory=TeacherSettings)
     seed: int = 0
 
 

@@ -1,0 +1,126 @@
+"""Mining throughput on real repositories nobody here wrote, against a bare tree-sitter parse.
+
+Corpora (fetched once into bench/.data/, which git ignores):
+  Python sdists from PyPI   pip download --no-deps --no-binary :all: <pkg>
+  npm packages              npm pack <pkg>
+  Go libraries from Debian  apt-get download golang-github-…-dev && dpkg -x
+
+For the same files, it prints MB/s and units/s of `forge mine` (1 and 2 worker
+processes, parse cache off) against the bound of this design: reading each file
+and parsing it with tree-sitter, nothing else, on one process.
+
+Run: python bench/mining.py [--data-dir bench/.data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+from forge_core.config import ForgeSettings
+from forge_core.pipeline import Forge
+from forge_core.plugins import PluginRegistry
+from forge_core.walk import walk_repository
+
+PYPI = ["django==5.1.4", "requests==2.32.3", "click==8.1.7", "rich==13.9.4", "attrs==24.2.0"]
+NPM = ["lodash@4.17.21", "express@4.21.2", "moment@2.30.1", "async@3.2.6", "commander@12.1.0"]
+DEBIAN_GO = [
+    "golang-github-spf13-cobra-dev",
+    "golang-github-gorilla-mux-dev",
+    "golang-github-prometheus-client-golang-dev",
+    "golang-github-sirupsen-logrus-dev",
+    "golang-github-stretchr-testify-dev",
+]
+
+
+def fetch(data: Path) -> Path:
+    """Download and unpack every corpus into ``data/src`` (once); return that folder."""
+    source = data / "src"
+    if source.is_dir() and any(source.iterdir()):
+        return source
+    downloads = data / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    run = {"cwd": downloads, "check": True, "capture_output": True}
+    subprocess.run(["pip", "download", "--no-deps", "--no-binary", ":all:", *PYPI], **run)  # type: ignore[call-overload]
+    subprocess.run(["npm", "pack", *NPM], **run)  # type: ignore[call-overload]
+    subprocess.run(["apt-get", "download", *DEBIAN_GO], **run)  # type: ignore[call-overload]
+    for archive in sorted(downloads.iterdir()):
+        target = source / archive.name.split(".tar")[0].removesuffix(".tgz").removesuffix(".deb")
+        target.mkdir(parents=True, exist_ok=True)
+        if archive.suffix == ".deb":
+            subprocess.run(["dpkg", "-x", str(archive), str(target)], check=True)
+        else:
+            with tarfile.open(archive) as tar:
+                tar.extractall(target, filter="data")
+    return source
+
+
+def bare_parse_seconds(files: list[tuple[Path, str]]) -> float:
+    """Read and tree-sitter-parse every file on one process: the design's bound."""
+    from tree_sitter import Language, Parser
+
+    import tree_sitter_go
+    import tree_sitter_javascript
+    import tree_sitter_python
+
+    parsers = {
+        "python": Parser(Language(tree_sitter_python.language())),
+        "javascript": Parser(Language(tree_sitter_javascript.language())),
+        "go": Parser(Language(tree_sitter_go.language())),
+    }
+    started = time.perf_counter()
+    for path, language in files:
+        parsers[language].parse(path.read_bytes())
+    return time.perf_counter() - started
+
+
+def forge_mine_seconds(repo: Path, workers: int) -> tuple[float, int]:
+    """Wall time and unit count of the whole `mine` stage, parse cache off."""
+    with tempfile.TemporaryDirectory() as scratch:
+        settings = ForgeSettings.model_validate(
+            {"runs_dir": scratch, "mine": {"workers": workers, "cache": False}}
+        )
+        forge = Forge(settings, Path(scratch) / "run", registry=PluginRegistry())
+        started = time.perf_counter()
+        outcome = forge.mine(repo)
+        elapsed = time.perf_counter() - started
+        assert outcome.manifest is not None
+        return elapsed, int(outcome.manifest.metrics["units"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=Path(__file__).parent / ".data")
+    args = parser.parse_args()
+    if shutil.which("npm") is None or shutil.which("apt-get") is None:
+        raise SystemExit("needs npm and apt-get to fetch the corpora")
+    repo = fetch(args.data_dir)
+    languages = {name: spec for name, (_, spec) in PluginRegistry().languages().items()}
+    walk = walk_repository(repo, languages)
+    files = [(f.path, f.language) for f in walk.files]
+    megabytes = sum(f.size for f in walk.files) / 1e6
+    by_language = {lang: sum(1 for _, lg in files if lg == lang) for lang in sorted(languages)}
+    print(f"corpus: {repo}: {len(files)} files, {megabytes:.1f} MB, by language {by_language}")
+    bare_parse_seconds(files[:50])  # warm the page cache and the grammars
+    bare = bare_parse_seconds(files)
+    rows = [("bare tree-sitter parse (bound)", bare, None)]
+    for workers in (1, 2):
+        seconds, units = forge_mine_seconds(repo, workers)
+        rows.append((f"forge mine, {workers} process{'es' if workers > 1 else ''}", seconds, units))
+    print(f"{'what':<36}{'seconds':>9}{'MB/s':>8}{'units/s':>10}{'vs bare':>9}")
+    for name, seconds, units in rows:
+        units_rate = f"{units / seconds:>10.0f}" if units else f"{'':>10}"
+        ratio = bare / seconds
+        print(f"{name:<36}{seconds:>9.2f}{megabytes / seconds:>8.2f}{units_rate}{ratio:>8.2f}x")
+    one, two = rows[1][1], rows[2][1]
+    print(f"2 processes vs 1: {one / two:.2f}x (goal: close to 2x)")
+    print(f"1 process vs bare parse: {bare / one:.2f} (goal: at least 0.5)")
+
+
+if __name__ == "__main__":
+    main()
