@@ -9,9 +9,9 @@ one implementation of the quality signals and reference collection.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import PurePosixPath
-from typing import Protocol
+from typing import Protocol, Self, TypeVar
 
 #: Markers that tools put at the top of generated files.
 GENERATED_MARKERS = re.compile(
@@ -29,7 +29,7 @@ class SyntaxNode(Protocol):
     def type(self) -> str: ...
 
     @property
-    def children(self) -> list[SyntaxNode]: ...
+    def children(self) -> Sequence[Self]: ...
 
     @property
     def start_byte(self) -> int: ...
@@ -46,7 +46,10 @@ def node_text(node: SyntaxNode, source: bytes) -> str:
     return source[node.start_byte : node.end_byte].decode("utf-8", errors="replace")
 
 
-def walk(node: SyntaxNode) -> Iterator[SyntaxNode]:
+NodeT = TypeVar("NodeT", bound=SyntaxNode)
+
+
+def walk(node: NodeT) -> Iterator[NodeT]:
     """Every node below ``node`` (itself included), depth first, without recursion."""
     stack = [node]
     while stack:

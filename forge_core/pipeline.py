@@ -158,7 +158,7 @@ class Forge:
                 walk,
                 self.registry,
                 workers=report.workers,
-                cache=ParseCache(cache_dir if str(cache_dir) else None),
+                cache=ParseCache(cache_dir if section.cache else None),
                 on_file=lambda n: self.progress.advance("mining", n),
             ):
                 report.add(outcome)

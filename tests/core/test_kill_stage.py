@@ -30,7 +30,8 @@ SCRIPT = textwrap.dedent(
     SlowToy.parse.forge_impl = ToyPlugin.parse.forge_impl
     registry = PluginRegistry(entry_points=False)
     registry.register(SlowToy(), "toy")
-    outcome = Forge(ForgeSettings(), sys.argv[2], registry=registry).mine(sys.argv[1])
+    settings = ForgeSettings(runs_dir=Path(sys.argv[2]).parent / "runs")
+    outcome = Forge(settings, sys.argv[2], registry=registry).mine(sys.argv[1])
     print(outcome.status)
     """
 )
