@@ -107,9 +107,20 @@ class SynthSettings(Section):
 class ValidationSettings(Section):
     """The ``validate`` stage: checks, deduplication and splits."""
 
-    split_by: Literal["file", "random"] = "file"
+    split_by: Literal["file", "random"] = Field(
+        default="file", description="`file`: no file in two splits; `random`: by oracle unit."
+    )
     valid_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
     test_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
+    min_tokens: int = Field(default=16, ge=0, description="Shorter examples are dropped.")
+    max_tokens: int = Field(default=2048, gt=0, description="Longer examples are dropped.")
+    near_duplicate_threshold: float = Field(
+        default=0.85, gt=0.0, le=1.0, description="Jaccard similarity; 1.0 turns it off."
+    )
+    min_score: float = Field(default=0.0, ge=0.0, le=1.0)
+    max_type_share: float = Field(
+        default=0.4, gt=0.0, le=1.0, description="Cap on any one question type's share."
+    )
     seed: int = 0
     disabled_checks: list[str] = Field(default_factory=list)
 

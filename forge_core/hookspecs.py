@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         TrainRequest,
         TrainResult,
     )
+    from forge_core.validation import ValidationCheck
 
 PROJECT_NAME = "forge"
 
@@ -71,6 +72,7 @@ REGISTRY_HOOKS: tuple[str, ...] = (
     "register_languages",
     "register_base_models",
     "register_model_backends",
+    "register_validation_checks",
     "register_cli_commands",
 )
 
@@ -235,6 +237,21 @@ def register_model_backends() -> list[ModelBackendSpec]:
     Arguments: none.
     Result: a list of :class:`~forge_core.backends.ModelBackendSpec`, each a
     name and a factory; the factory must import heavy libraries lazily.
+    First-result: no (one list per plugin).
+    """
+    return []
+
+
+@hookspec
+def register_validation_checks() -> list[ValidationCheck]:
+    """Contribute checks to the ``validate`` stage.
+
+    When: the ``validate`` stage, on every plugin; each example goes through
+    every check not named in ``validation.disabled_checks``, in plugin order;
+    the first check that objects names the rejection reason in the report.
+    Arguments: none.
+    Result: a list of :class:`~forge_core.validation.ValidationCheck` (a name,
+    a description and a function ``(example, context) -> reason | None``).
     First-result: no (one list per plugin).
     """
     return []

@@ -212,22 +212,44 @@ class Forge:
         return self._stage("synth", {"mine": self._output_hash("mine")}, work)
 
     def validate(self) -> StageOutcome:
-        """Check and deduplicate examples, then split them into train/valid/test."""
-        from forge_core.validation import validate_examples
+        """Check, deduplicate and score the examples, then split them into train/valid/test."""
+        from forge_core.validation import (
+            ValidationContext,
+            plot_scores,
+            token_counter,
+            validate_examples,
+        )
 
         def work(folder: Path) -> StageWork:
             examples = read_jsonl(self.run.path / "synth" / "examples.jsonl", Example)
-            splits, report = validate_examples(examples, self.settings.validation)
+            units = read_jsonl(self.run.path / "mine" / "units.jsonl", CodeUnit)
+            count_tokens, tokenizer = token_counter(self._tokenizer_file())
+            context = ValidationContext(
+                {u.id: u for u in units}, self.settings.validation, count_tokens
+            )
+            splits, report = validate_examples(examples, context, self.registry.validation_checks())
+            report.tokenizer = tokenizer
             outputs = []
             for name, items in splits.items():
                 write_jsonl(folder / f"{name}.jsonl", items)
                 outputs.append(folder / f"{name}.jsonl")
             write_json_atomic(folder / "report.json", report.as_json())
+            plot = plot_scores(report, folder / "scores.png")
             if not splits["train"]:
                 raise RunError("validation kept no training examples; see validate/report.json")
-            return StageWork([*outputs, folder / "report.json"], report.as_json())
+            figures = {k: v for k, v in report.as_json().items() if k != "score_histogram"}
+            return StageWork([*outputs, folder / "report.json", *([plot] if plot else [])], figures)
 
-        return self._stage("validate", {"synth": self._output_hash("synth")}, work)
+        inputs = {"synth": self._output_hash("synth"), "mine": self._output_hash("mine")}
+        return self._stage("validate", inputs, work)
+
+    def _tokenizer_file(self) -> Path | None:
+        """The base model's ``tokenizer.json``, when the base model is a local folder."""
+        try:
+            base = Path(self.resolve_base_model())
+        except PluginNotFound:
+            return None
+        return base / "tokenizer.json" if (base / "tokenizer.json").is_file() else None
 
     def resolve_base_model(self) -> str:
         """The base model path: a registered name, a local path, or a hub id."""

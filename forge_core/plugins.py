@@ -26,10 +26,11 @@ if TYPE_CHECKING:
     import click
 
     from forge_core.backends import ModelBackendSpec
+    from forge_core.validation import ValidationCheck
 
 ENTRY_POINT_GROUP = "forge"
 #: Light plugins shipped inside forge-core, always registered (unless disabled).
-BUILTIN_PLUGINS: dict[str, str] = {}
+BUILTIN_PLUGINS: dict[str, str] = {"builtin-checks": "forge_core.builtin.checks"}
 
 
 class PluginNotFound(LookupError):
@@ -339,6 +340,13 @@ class PluginRegistry:
         if name in backends:
             return backends[name]
         raise PluginNotFound(self.missing_message("model_backend", name))
+
+    def validation_checks(self) -> list[ValidationCheck]:
+        """Every contributed validation check, built-in ones first."""
+        ordered = sorted(
+            self._collect("register_validation_checks"), key=lambda i: i[0] != "builtin-checks"
+        )
+        return [check for _, check in ordered]
 
     def cli_commands(self) -> list[tuple[str, click.Command]]:
         """(plugin, command) for every contributed CLI command."""

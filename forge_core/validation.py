@@ -1,18 +1,49 @@
-"""The ``validate`` stage's work: check examples, remove duplicates, split.
+"""The ``validate`` stage's work: checks, deduplication, balance, scores and splits.
 
-Splitting is by file by default, so test questions are about code the model
-never saw in training.
+Order: every check contributed through ``register_validation_checks`` runs on
+every example (the first failing check names the rejection reason); exact
+duplicates, then near duplicates (MinHash LSH over word shingles) are removed;
+over-represented question types are capped; each example gets a quality score;
+then the examples are split into train/valid/test **by file** (default: no file
+has examples in two splits, so test questions are about code never seen in
+training) or **randomly by oracle unit** (a unit's examples stay together).
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from collections import Counter
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from forge_core.config import ValidationSettings
-from forge_core.contracts import Example, Split
+from forge_core.contracts import CodeUnit, Example, Split
+
+QUOTE_RE = re.compile(r"##begin_quote##(.*?)##end_quote##", re.DOTALL)
+ANSWER_MARK = "<ANSWER>:"
+SPLITS: tuple[Split, ...] = ("train", "valid", "test")
+
+
+@dataclass
+class ValidationContext:
+    """What checks may consult besides the example."""
+
+    units: dict[str, CodeUnit]
+    settings: ValidationSettings
+    count_tokens: Callable[[str], int]
+
+
+@dataclass(frozen=True)
+class ValidationCheck:
+    """A named check: returns the reason to reject an example, or None to keep it."""
+
+    name: str
+    description: str
+    check: Callable[[Example, ValidationContext], str | None]
 
 
 @dataclass
@@ -22,66 +53,171 @@ class ValidationReport:
     received: int = 0
     kept: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
-    splits: dict[str, int] = field(default_factory=dict)
+    question_types_before: Counter[str] = field(default_factory=Counter)
     question_types: Counter[str] = field(default_factory=Counter)
+    splits: dict[str, int] = field(default_factory=dict)
+    scores: list[float] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+    tokenizer: str = "estimate (characters / 4)"
 
-    def as_json(self) -> dict[str, object]:
+    def as_json(self) -> dict[str, Any]:
+        """The ``validate/report.json`` shape."""
+        histogram = Counter(min(int(score * 10), 9) for score in self.scores)
         return {
             "received": self.received,
             "kept": self.kept,
             "rejected": dict(sorted(self.rejected.items())),
-            "splits": self.splits,
+            "question_types_before": dict(sorted(self.question_types_before.items())),
             "question_types": dict(sorted(self.question_types.items())),
+            "splits": self.splits,
+            "checks": self.checks,
+            "tokenizer": self.tokenizer,
+            "score_histogram": {
+                f"{b / 10:.1f}-{(b + 1) / 10:.1f}": histogram[b] for b in range(10)
+            },
         }
 
 
-def check_example(example: Example) -> str | None:
-    """Return the reason an example is unusable, or None."""
-    roles = [m.role for m in example.messages]
-    if "user" not in roles or roles[-1] != "assistant":
-        return "messages must contain a user turn and end with the assistant"
-    if any(not m.content.strip() for m in example.messages):
-        return "empty message"
-    return None
+# --------------------------------------------------------------------------- helpers
+
+
+def quotes(text: str) -> list[str]:
+    """The spans quoted between ``##begin_quote##`` and ``##end_quote##``."""
+    return [match.strip() for match in QUOTE_RE.findall(text)]
+
+
+def final_answer(text: str) -> str | None:
+    """The text after the last ``<ANSWER>:``, or None when there is none."""
+    _, mark, answer = text.rpartition(ANSWER_MARK)
+    return answer.strip() if mark else None
+
+
+def token_counter(tokenizer_file: Path | None) -> tuple[Callable[[str], int], str]:
+    """Count tokens with the target model's ``tokenizer.json`` when available."""
+    if tokenizer_file is not None and tokenizer_file.is_file():
+        try:
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        except (ImportError, Exception):
+            pass
+        else:
+            return (
+                lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids),
+                str(tokenizer_file),
+            )
+    return (lambda text: max(1, len(text) // 4)), "estimate (characters / 4)"
 
 
 def exact_key(example: Example) -> str:
-    """Identity of an example's content: the question and the answer."""
-    text = "\x00".join(m.content.strip() for m in example.messages if m.role != "system")
+    """Identity of an example's content: the question and the answer (context aside)."""
+    question = example.messages[-2].content if len(example.messages) >= 2 else ""
+    text = f"{question.strip()}\x00{example.messages[-1].content.strip()}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def assign_splits(examples: list[Example], settings: ValidationSettings) -> list[Example]:
-    """Assign train/valid/test, grouping by file (default) or per example."""
+def shingles(text: str, size: int = 5) -> set[str]:
+    """Word ``size``-grams of ``text`` (the unit of near-duplicate comparison)."""
+    words = re.findall(r"\w+|[^\w\s]", text.lower())
+    if len(words) <= size:
+        return {" ".join(words)}
+    return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
 
-    def key(example: Example) -> str:
-        return example.path if settings.split_by == "file" else example.id
 
-    groups = sorted({key(e) for e in examples})
+def near_duplicates(examples: list[Example], threshold: float) -> set[int]:
+    """Indexes of examples whose question+answer is a near copy of an earlier one."""
+    from datasketch import MinHash, MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=64)
+    dropped: set[int] = set()
+    for index, example in enumerate(examples):
+        text = f"{example.messages[-2].content}\n{example.messages[-1].content}"
+        minhash = MinHash(num_perm=64, seed=1)
+        minhash.update_batch([s.encode("utf-8") for s in shingles(text)])
+        if lsh.query(minhash):
+            dropped.add(index)
+            continue
+        lsh.insert(str(index), minhash)
+    return dropped
+
+
+def quality_score(example: Example, units: dict[str, CodeUnit]) -> float:
+    """A 0–1 score: grounded quotes, a final answer, a documented oracle, a useful length."""
+    answer = example.messages[-1].content
+    unit = units.get(example.oracle_id)
+    found = quotes(answer)
+    score = 0.2
+    if final_answer(answer):
+        score += 0.2
+    if not example.oracle_in_context or found:
+        score += 0.2
+    if unit is not None and unit.quality.has_doc:
+        score += 0.2
+    if 40 <= len(answer) <= 4000:
+        score += 0.2
+    return round(min(score, 1.0), 3)
+
+
+def cap_question_types(examples: list[Example], max_share: float, seed: int) -> list[Example]:
+    """Downsample any question type holding more than ``max_share`` of the examples."""
+    counts = Counter(e.question_type for e in examples)
+    if len(counts) < 2 or max_share >= 1.0:
+        return examples
+    others = {t: len(examples) - n for t, n in counts.items()}
+    limit = {t: max(1, int(max_share * others[t] / (1 - max_share))) for t in counts}
+    by_type: dict[str, list[Example]] = defaultdict(list)
+    for example in examples:
+        by_type[example.question_type].append(example)
+    rng = random.Random(seed)
+    keep: set[str] = set()
+    for question_type, items in by_type.items():
+        if len(items) > limit[question_type]:
+            items = sorted(items, key=lambda e: (-(e.score or 0.0), e.id))
+            head = items[: limit[question_type]]
+            rng.shuffle(head)
+            items = head
+        keep.update(e.id for e in items)
+    return [e for e in examples if e.id in keep]
+
+
+def assign_splits(examples: list[Example], settings: ValidationSettings) -> None:
+    """Set ``split`` on every example, grouping by file or by oracle unit."""
+
+    def group(example: Example) -> str:
+        return example.path if settings.split_by == "file" else example.oracle_id
+
+    groups = sorted({group(e) for e in examples})
     random.Random(settings.seed).shuffle(groups)
     n_test = round(len(groups) * settings.test_fraction)
     n_valid = round(len(groups) * settings.valid_fraction)
     if len(groups) >= 3:
-        n_test, n_valid = max(n_test, 1), max(n_valid, 1)
+        n_test = max(n_test, 1 if settings.test_fraction > 0 else 0)
+        n_valid = max(n_valid, 1 if settings.valid_fraction > 0 else 0)
     split_of: dict[str, Split] = {}
-    for index, group in enumerate(groups):
-        split_of[group] = (
+    for index, name in enumerate(groups):
+        split_of[name] = (
             "test" if index < n_test else "valid" if index < n_test + n_valid else "train"
         )
     for example in examples:
-        example.split = split_of[key(example)]
-    return examples
+        example.split = split_of[group(example)]
+
+
+# --------------------------------------------------------------------------- the stage
 
 
 def validate_examples(
-    examples: list[Example], settings: ValidationSettings
+    examples: list[Example],
+    context: ValidationContext,
+    checks: list[ValidationCheck],
 ) -> tuple[dict[str, list[Example]], ValidationReport]:
-    """Check, deduplicate and split ``examples``."""
-    report = ValidationReport(received=len(examples))
+    """Check, deduplicate, balance, score and split ``examples``."""
+    settings = context.settings
+    active = [c for c in checks if c.name not in settings.disabled_checks]
+    report = ValidationReport(received=len(examples), checks=[c.name for c in active])
     kept: list[Example] = []
     seen: set[str] = set()
     for example in examples:
-        reason = check_example(example)
+        reason = next((r for c in active if (r := c.check(example, context))), None)
         if reason is None:
             key = exact_key(example)
             reason = "exact duplicate" if key in seen else None
@@ -90,11 +226,49 @@ def validate_examples(
             report.rejected[reason] += 1
             continue
         kept.append(example)
+    if settings.near_duplicate_threshold < 1.0 and kept:
+        dropped = near_duplicates(kept, settings.near_duplicate_threshold)
+        report.rejected["near duplicate"] += len(dropped)
+        kept = [e for i, e in enumerate(kept) if i not in dropped]
+    for example in kept:
+        example.score = quality_score(example, context.units)
+    low = [e for e in kept if (e.score or 0.0) < settings.min_score]
+    report.rejected["quality score below validation.min_score"] += len(low)
+    kept = [e for e in kept if (e.score or 0.0) >= settings.min_score]
+    report.question_types_before.update(e.question_type for e in kept)
+    balanced = cap_question_types(kept, settings.max_type_share, settings.seed)
+    report.rejected["question type over validation.max_type_share"] += len(kept) - len(balanced)
+    kept = balanced
     assign_splits(kept, settings)
-    splits: dict[str, list[Example]] = {"train": [], "valid": [], "test": []}
+    splits: dict[str, list[Example]] = {name: [] for name in SPLITS}
     for example in kept:
         splits[example.split or "train"].append(example)
-        report.question_types[example.question_type] += 1
+    report.question_types.update(e.question_type for e in kept)
     report.kept = len(kept)
     report.splits = {name: len(items) for name, items in splits.items()}
+    report.scores = [e.score or 0.0 for e in kept]
+    report.rejected = Counter({k: v for k, v in report.rejected.items() if v})
     return splits, report
+
+
+def plot_scores(report: ValidationReport, target: Path) -> Path | None:
+    """Write the score histogram PNG (None when matplotlib is not installed)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    from forge_core.files import atomic_path
+
+    figure, axis = plt.subplots(figsize=(6, 3.5), dpi=100)
+    axis.hist(report.scores, bins=[i / 10 for i in range(11)], color="#3b7dd8", edgecolor="white")
+    axis.set_xlabel("quality score")
+    axis.set_ylabel("examples")
+    axis.set_title(f"{report.kept} examples kept of {report.received}")
+    figure.tight_layout()
+    with atomic_path(target) as tmp:
+        figure.savefig(tmp, format="png")
+    plt.close(figure)
+    return target

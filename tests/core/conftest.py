@@ -29,6 +29,7 @@ def toy_settings(tmp_path: Path) -> ForgeSettings:
         {
             "runs_dir": str(tmp_path / "runs"),
             "synth": {"synthesizer": "toy"},
+            "validation": {"min_tokens": 1},
             "train": {"trainer": "toy"},
             "eval": {"backend": "toy", "metrics": ["toy_metric"]},
             "export": {"exporter": "toy"},

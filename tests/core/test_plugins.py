@@ -12,7 +12,7 @@ from tests.core.toy_plugin import ToyPlugin
 
 
 def test_listing_shows_hooks_and_names(toy_registry: PluginRegistry) -> None:
-    (info,) = toy_registry.infos()
+    (info,) = [i for i in toy_registry.infos() if i.name == "toy"]
     data = info.as_json()
     assert data["name"] == "toy" and data["version"] == "1.2.3"
     assert data["distribution"] == "toy-dist" and data["status"] == "loaded"

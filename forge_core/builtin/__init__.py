@@ -1,0 +1,1 @@
+"""Light plugins shipped inside forge-core (registered as ``builtin-*``)."""

@@ -1,0 +1,173 @@
+"""The validate stage: secrets, duplicates, grounding, balance, splits, report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from forge_core.builtin.checks import find_secret
+from forge_core.config import ForgeSettings, ValidationSettings
+from forge_core.contracts import ChatMessage, CodeUnit, Example, UnitKind, UnitQuality
+from forge_core.pipeline import Forge
+from forge_core.plugins import PluginRegistry
+from forge_core.validation import ValidationContext, validate_examples
+
+PLANTED_SECRETS = {
+    "private key": "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7\n-----END RSA",
+    "AWS access key id": "AWS_ACCESS_KEY_ID = 'AKIAIOSFODNN7EXAMPLQ'",
+    "GitHub token": "token = ghp_" + "a1B2" * 9,
+    "Slack token": "xoxb-123456789012-abcdefghijkl",
+    "Google API key": "key=AIza" + "Sy" + "A" * 33,
+    "Stripe secret key": "stripe.api_key = 'sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc" + "'",
+    "OpenAI or Anthropic API key": "OPENAI_API_KEY=sk-proj-" + "x9" * 20,
+    "password in assignment": 'db_password = "hunter2-correct-horse"',
+    "JSON web token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N",
+}
+
+
+def make_unit(index: int, path: str, source: str | None = None) -> CodeUnit:
+    source = source or f"def func_{index}(value):\n    return value + {index}\n"
+    return CodeUnit(
+        id=f"{path}::func_{index}",
+        path=path,
+        language="python",
+        kind=UnitKind.FUNCTION,
+        name=f"func_{index}",
+        qualified_name=f"func_{index}",
+        signature=f"def func_{index}(value):",
+        source=source,
+        start_line=1,
+        end_line=2,
+        start_byte=0,
+        end_byte=len(source),
+        quality=UnitQuality(lines=2, has_doc=False),
+    )
+
+
+def make_example(
+    unit: CodeUnit, *, qtype: str = "purpose", extra: str = "", answer: str | None = None
+) -> Example:
+    line = unit.source.splitlines()[1].strip()
+    context = f'<DOCUMENT path="{unit.path}">\n{unit.source}</DOCUMENT>'
+    body = answer or (
+        f"The body says ##begin_quote##{line}##end_quote##, so it adds a constant.{extra}\n"
+        f"<ANSWER>: {unit.name} returns its argument plus a constant."
+    )
+    return Example(
+        id=f"{unit.id}:{qtype}:{extra[:8]}",
+        question_type=qtype,
+        language="python",
+        path=unit.path,
+        oracle_id=unit.id,
+        messages=[
+            ChatMessage(role="system", content="Answer from the documents."),
+            ChatMessage(role="user", content=f"{context}\nWhat does {unit.name} do?"),
+            ChatMessage(role="assistant", content=body),
+        ],
+    )
+
+
+def run_validation(examples: list[Example], units: list[CodeUnit], **settings: object):  # type: ignore[no-untyped-def]
+    context = ValidationContext(
+        {u.id: u for u in units},
+        ValidationSettings(min_tokens=1, **settings),
+        lambda t: len(t) // 4,
+    )
+    return validate_examples(
+        examples, context, PluginRegistry(entry_points=False).validation_checks()
+    )
+
+
+def test_every_planted_secret_is_detected_and_placeholders_are_not() -> None:
+    for name, text in PLANTED_SECRETS.items():
+        assert find_secret(text) == name, name
+    for harmless in [
+        'password = "changeme"',
+        "password = os.environ['PW']",
+        'api_key = "<your key>"',
+        "def check_password(value):",
+        'token = "${TOKEN}"',
+    ]:
+        assert find_secret(harmless) is None, harmless
+
+
+def test_planted_secrets_never_reach_any_split() -> None:
+    units = [make_unit(i, f"pkg/m{i}.py") for i in range(30)]
+    examples = [make_example(u) for u in units]
+    for index, secret in enumerate(PLANTED_SECRETS.values()):
+        examples.append(make_example(units[index], qtype="calls", extra=f" Config: {secret}"))
+    splits, report = run_validation(examples, units, max_type_share=1.0)
+    everything = json.dumps([e.model_dump() for items in splits.values() for e in items])
+    for secret in PLANTED_SECRETS.values():
+        assert secret.splitlines()[0] not in everything
+    assert sum(n for r, n in report.rejected.items() if r.startswith("secret:")) == len(
+        PLANTED_SECRETS
+    )
+
+
+def test_planted_duplicates_appear_once() -> None:
+    units = [make_unit(i, f"pkg/m{i}.py") for i in range(20)]
+    examples = [make_example(u) for u in units]
+    exact = make_example(units[3])
+    exact.id = "copy"
+    story = " ".join(f"step {n} adds the value to the running total and logs it" for n in range(12))
+    long_answer = examples[5].messages[-1].content.replace("constant.", f"constant. {story}.")
+    examples[5].messages[-1].content = long_answer
+    near = make_example(units[5], answer=long_answer.replace("step 7 adds", "step 7 puts"))
+    near.id = "near"
+    splits, report = run_validation([*examples, exact, near], units)
+    kept = [e for items in splits.values() for e in items]
+    assert len(kept) == 20
+    assert report.rejected["exact duplicate"] == 1 and report.rejected["near duplicate"] == 1
+
+
+def test_quote_not_in_oracle_is_rejected() -> None:
+    unit = make_unit(1, "a.py")
+    bad = make_example(
+        unit, answer="##begin_quote##return value * 99##end_quote##\n<ANSWER>: it multiplies"
+    )
+    _, report = run_validation([bad], [unit])
+    assert report.rejected == {"grounding: a quote is not verbatim in the oracle": 1}
+
+
+@pytest.mark.parametrize("split_by", ["file", "random"])
+def test_no_test_unit_is_an_oracle_in_train(split_by: str) -> None:
+    units = [make_unit(i, f"pkg/m{i % 10}.py") for i in range(40)]
+    examples = [make_example(u, qtype=t) for u in units for t in ("purpose", "calls")]
+    splits, _ = run_validation(examples, units, split_by=split_by, max_type_share=1.0)
+    test_oracles = {e.oracle_id for e in splits["test"]}
+    assert test_oracles and not test_oracles & {e.oracle_id for e in splits["train"]}
+    if split_by == "file":
+        assert not {e.path for e in splits["test"]} & {e.path for e in splits["train"]}
+
+
+def test_over_represented_type_is_capped() -> None:
+    units = [make_unit(i, f"pkg/m{i}.py") for i in range(40)]
+    examples = [make_example(u, qtype="purpose") for u in units[:30]]
+    examples += [make_example(u, qtype="calls") for u in units[30:]]
+    splits, report = run_validation(examples, units, max_type_share=0.5)
+    kept = [e for items in splits.values() for e in items]
+    assert sum(e.question_type == "purpose" for e in kept) == 10
+    assert report.question_types_before["purpose"] == 30
+
+
+def test_stage_writes_splits_report_and_histogram(
+    toy_settings: ForgeSettings, toy_registry: PluginRegistry, toy_repo: Path, tmp_path: Path
+) -> None:
+    (toy_repo / "pkg0" / "mod0.toy").write_text("def secret_key='Zx8kLm2Qp9wT'\n")
+    forge = Forge(toy_settings, tmp_path / "run", registry=toy_registry)
+    forge.mine(toy_repo)
+    forge.synth()
+    outcome = forge.validate()
+    report = json.loads((forge.run.path / "validate" / "report.json").read_text())
+    assert report["rejected"] == {"secret: password in assignment": 1}
+    assert report["kept"] == 15 and sum(report["splits"].values()) == 15
+    everything = "".join(
+        (forge.run.path / "validate" / f"{n}.jsonl").read_text() for n in ("train", "valid", "test")
+    )
+    assert "Zx8kLm2Qp9wT" not in everything
+    png = forge.run.path / "validate" / "scores.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert outcome.manifest is not None and "validate/scores.png" in outcome.manifest.outputs
