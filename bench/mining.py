@@ -62,11 +62,10 @@ def fetch(data: Path) -> Path:
 
 def bare_parse_seconds(files: list[tuple[Path, str]]) -> float:
     """Read and tree-sitter-parse every file on one process: the design's bound."""
-    from tree_sitter import Language, Parser
-
     import tree_sitter_go
     import tree_sitter_javascript
     import tree_sitter_python
+    from tree_sitter import Language, Parser
 
     parsers = {
         "python": Parser(Language(tree_sitter_python.language())),

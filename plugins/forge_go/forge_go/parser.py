@@ -4,10 +4,14 @@ The units are a file's top-level declarations, always whole:
 
 * ``func Name(...)`` → FUNCTION, qualified name ``Name`` (generic functions alike);
 * ``func (r *Recv[T]) Name(...)`` → METHOD, qualified ``(*Recv).Name`` for a pointer
-  receiver and ``Recv.Name`` for a value receiver, type parameters dropped (the
-  ``go doc`` / pprof spelling); ``parent`` is ``Recv``, the type unit's qualified name;
+  receiver and ``Recv.Name`` for a value receiver (Go's method-expression spelling),
+  type parameters dropped; ``parent`` is ``Recv``, the type unit's qualified name;
 * ``type Name ...`` → TYPE for structs, interfaces, any other named type and aliases;
   a grouped ``type ( A ...; B ... )`` gives one unit per spec.
+
+Signatures run up to the body's ``{``: ``func (l *List[T]) Push(v T)``,
+``type List[T any] struct``; a type without braces keeps its whole declaration
+(``type Celsius float64``); a spec of a group gets its ``type`` keyword back.
 
 A unit's span starts at ``func``/``type`` (for a spec of a grouped declaration, at its
 name) and never includes the doc comment. The doc comment, the comments directly above
@@ -19,21 +23,19 @@ repeat it in every prompt built from the unit.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
 import tree_sitter_go
-from forge_core.codeinfo import has_syntax_error, is_test_path, looks_generated, node_text, walk
-from forge_core.contracts import CodeUnit, ParseRequest, ParseResult, UnitKind, UnitQuality
 from tree_sitter import Language, Node, Parser
 
+from forge_core.codeinfo import has_syntax_error, is_test_path, looks_generated, node_text
+from forge_core.contracts import CodeUnit, ParseRequest, ParseResult, UnitKind, UnitQuality
+from forge_go.comments import doc_comment
+from forge_go.references import FileImports, read_imports, unit_references
+
 LANGUAGE = "go"
-#: Comment lines the Go toolchain reads as directives, not documentation (go/ast).
-DIRECTIVE = re.compile(r"//(line |extern |export |[a-z0-9]+:[a-z0-9])")
-#: A major-version path element (``.../v2``), which is not the package name.
-MAJOR_VERSION = re.compile(r"v[0-9]+")
 
 
 @lru_cache(maxsize=1)
@@ -43,55 +45,33 @@ def go_parser() -> Parser:
 
 
 @dataclass(frozen=True)
-class Import:
-    """One import spec: the path and the name the file uses the package by (if any)."""
-
-    path: str
-    name: str | None
-
-
-@dataclass(frozen=True)
 class GoFile:
     """The file-level facts every unit of one file shares."""
 
     path: str
     source: bytes
-    imports: tuple[Import, ...]
+    imports: FileImports
     is_test: bool
     generated: bool
-
-    @property
-    def package_names(self) -> frozenset[str]:
-        """The names the file refers to imported packages by."""
-        return frozenset(item.name for item in self.imports if item.name)
-
-    @property
-    def import_references(self) -> list[str]:
-        """Each import's path, then its package name, in import order."""
-        return [ref for item in self.imports for ref in (item.path, item.name) if ref]
 
 
 def parse_go(request: ParseRequest) -> ParseResult:
     """Parse one Go file into whole units, its import paths and a syntax-error flag."""
     source = request.source
     root = go_parser().parse(source).root_node
-    imports = tuple(file_imports(root, source))
     go_file = GoFile(
         path=request.path,
         source=source,
-        imports=imports,
+        imports=read_imports(top_level_nodes(root), source),
         is_test=is_test_path(request.path),
         generated=looks_generated(source.decode("utf-8", errors="replace")),
     )
     units = [unit for node in top_level_nodes(root) for unit in declaration_units(node, go_file)]
     return ParseResult(
         units=units,
-        imports=list(dict.fromkeys(item.path for item in imports)),
+        imports=go_file.imports.paths,
         has_syntax_error=has_syntax_error(root),
     )
-
-
-# --------------------------------------------------------------------------- file level
 
 
 def top_level_nodes(root: Node) -> Iterator[Node]:
@@ -103,42 +83,6 @@ def top_level_nodes(root: Node) -> Iterator[Node]:
             stack.extend(reversed(node.children))
         else:
             yield node
-
-
-def file_imports(root: Node, source: bytes) -> Iterator[Import]:
-    """Every import spec of the file, in order."""
-    for declaration in top_level_nodes(root):
-        if declaration.type != "import_declaration":
-            continue
-        for spec in walk(declaration):
-            if spec.type != "import_spec":
-                continue
-            path_node = spec.child_by_field_name("path")
-            path = node_text(path_node, source)[1:-1] if path_node is not None else ""
-            if not path:
-                continue
-            name_node = spec.child_by_field_name("name")
-            if name_node is None:
-                name: str | None = assumed_package_name(path) or None
-            elif name_node.type == "package_identifier":
-                name = node_text(name_node, source)
-            else:  # `_` (side effects only) and `.` (names merged into the file's scope)
-                name = None
-            yield Import(path, name)
-
-
-def assumed_package_name(import_path: str) -> str:
-    """The name an unaliased import is used by, guessed from its path as goimports does."""
-    parts = import_path.split("/")
-    base = parts[-1]
-    if len(parts) > 1 and MAJOR_VERSION.fullmatch(base):
-        base = parts[-2]
-    base = base.removeprefix("go-")
-    end = next((i for i, ch in enumerate(base) if not (ch.isalnum() or ch == "_")), len(base))
-    return base[:end]
-
-
-# --------------------------------------------------------------------------- units
 
 
 def declaration_units(node: Node, go_file: GoFile) -> list[CodeUnit]:
@@ -290,90 +234,25 @@ def build_unit(
         end_line=end_line,
         start_byte=node.start_byte,
         end_byte=node.end_byte,
-        references=unit_references(node, go_file),
+        references=unit_references(node, go_file.source, go_file.imports),
         parent=parent,
         quality=UnitQuality(
             lines=end_line - start_line + 1,
             has_doc=docstring is not None,
             is_test=go_file.is_test,
             looks_generated=go_file.generated,
-            has_syntax_error=has_syntax_error(node),
+            has_syntax_error=has_syntax_error(node) or broken_off(node),
         ),
     )
 
 
-# --------------------------------------------------------------------------- comments, references
+def broken_off(node: Node) -> bool:
+    """True when an ERROR node continues ``node``'s last line: the declaration was cut short.
 
-
-def doc_comment(node: Node, source: bytes) -> str | None:
-    """The Go doc comment of ``node``: the comments directly above it, as written.
-
-    Each comment must start its own line, and the group must end on the line just
-    above the declaration with no blank line between. A group made only of toolchain
-    directives (``//go:noinline``) is not documentation and gives None.
+    tree-sitter closes ``func F() int {`` + garbage as a body-less declaration (legal in
+    Go for assembly functions) followed by an ERROR; the unit is then only a header.
     """
-    group: list[Node] = []
-    below = node
-    comment = node.prev_sibling
-    while (
-        comment is not None
-        and comment.type == "comment"
-        and comment.end_point.row + 1 == below.start_point.row
-        and starts_line(comment, source)
-    ):
-        group.append(comment)
-        below, comment = comment, comment.prev_sibling
-    lines = [node_text(c, source) for c in reversed(group)]
-    if all(DIRECTIVE.match(line) for line in lines):  # also true when there is no comment
-        return None
-    return "\n".join(lines)
-
-
-def starts_line(node: Node, source: bytes) -> bool:
-    """True when only whitespace precedes ``node`` on its first line."""
-    line_start = source.rfind(b"\n", 0, node.start_byte) + 1
-    return not source[line_start : node.start_byte].strip()
-
-
-def unit_references(node: Node, go_file: GoFile) -> list[str]:
-    """What the unit refers to, distinct and in order, then the file's imports.
-
-    Called names (``foo()``; ``x.Foo()`` gives ``x`` and ``Foo``; a generic call
-    ``Map[int](xs)`` gives ``Map``), selected field and method names (``x.y`` gives
-    ``y``, and ``pkg`` too when it names an imported package), qualified types
-    (``http.Request`` gives ``http`` and ``Request``), then each import's path and name.
-    """
-    source = go_file.source
-    packages = go_file.package_names
-    seen: dict[str, None] = {}
-
-    def add(ref: Node | None) -> None:
-        if ref is not None:
-            seen.setdefault(node_text(ref, source), None)
-
-    for child in walk(node):
-        if child.type == "call_expression":
-            callee = child.child_by_field_name("function")
-            if callee is not None and callee.type == "identifier":
-                add(callee)
-            elif callee is not None and callee.type == "selector_expression":
-                operand = callee.child_by_field_name("operand")
-                if operand is not None and operand.type == "identifier":
-                    add(operand)
-        elif child.type == "type_conversion_expression":
-            generic = child.child_by_field_name("type")
-            if generic is not None and generic.type == "generic_type":
-                base = generic.child_by_field_name("type")
-                if base is not None and base.type == "type_identifier":
-                    add(base)
-        elif child.type == "selector_expression":
-            operand = child.child_by_field_name("operand")
-            if operand is not None and operand.type == "identifier" and node_text(operand, source) in packages:
-                add(operand)
-            add(child.child_by_field_name("field"))
-        elif child.type == "qualified_type":
-            add(child.child_by_field_name("package"))
-            add(child.child_by_field_name("name"))
-    for ref in go_file.import_references:
-        seen.setdefault(ref, None)
-    return list(seen)
+    after = node.next_sibling
+    return (
+        after is not None and after.type == "ERROR" and after.start_point.row == node.end_point.row
+    )

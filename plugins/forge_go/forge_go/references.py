@@ -1,0 +1,128 @@
+"""A Go file's imports and the names each unit refers to."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+
+from tree_sitter import Node
+
+from forge_core.codeinfo import node_text, walk
+
+#: A major-version path element (``.../v2``), which is not the package name.
+MAJOR_VERSION = re.compile(r"v[0-9]+")
+
+
+@dataclass(frozen=True)
+class Import:
+    """One import spec: the path and the name the file uses the package by (if any)."""
+
+    path: str
+    name: str | None
+
+
+@dataclass(frozen=True)
+class FileImports:
+    """Every import spec of one file, in order."""
+
+    items: tuple[Import, ...] = ()
+
+    @cached_property
+    def paths(self) -> list[str]:
+        """The distinct import paths, in order."""
+        return list(dict.fromkeys(item.path for item in self.items))
+
+    @cached_property
+    def package_names(self) -> frozenset[str]:
+        """The names the file refers to imported packages by."""
+        return frozenset(item.name for item in self.items if item.name)
+
+    @cached_property
+    def references(self) -> list[str]:
+        """Each import's path, then its package name, distinct, in import order."""
+        refs = (ref for item in self.items for ref in (item.path, item.name) if ref)
+        return list(dict.fromkeys(refs))
+
+
+def read_imports(top_level: Iterable[Node], source: bytes) -> FileImports:
+    """The import specs found in the file's top-level ``import`` declarations."""
+    items: list[Import] = []
+    for declaration in top_level:
+        if declaration.type != "import_declaration":
+            continue
+        for spec in walk(declaration):
+            if spec.type != "import_spec":
+                continue
+            path_node = spec.child_by_field_name("path")
+            path = node_text(path_node, source)[1:-1] if path_node is not None else ""
+            if not path:
+                continue
+            name_node = spec.child_by_field_name("name")
+            if name_node is None:
+                name: str | None = assumed_package_name(path) or None
+            elif name_node.type == "package_identifier":
+                name = node_text(name_node, source)
+            else:  # `_` (side effects only) and `.` (names merged into the file's scope)
+                name = None
+            items.append(Import(path, name))
+    return FileImports(tuple(items))
+
+
+def assumed_package_name(import_path: str) -> str:
+    """The name an unaliased import is used by, guessed from its path as goimports does."""
+    parts = import_path.split("/")
+    base = parts[-1]
+    if len(parts) > 1 and MAJOR_VERSION.fullmatch(base):
+        base = parts[-2]
+    base = base.removeprefix("go-")
+    end = next((i for i, ch in enumerate(base) if not (ch.isalnum() or ch == "_")), len(base))
+    return base[:end]
+
+
+def unit_references(node: Node, source: bytes, imports: FileImports) -> list[str]:
+    """What the unit refers to, distinct and in order of appearance, then the file's imports.
+
+    Called names (``foo()``; ``x.Foo()`` gives ``x`` and ``Foo``; a generic call
+    ``Map[int](xs)`` gives ``Map``), selected field and method names (``x.y`` gives
+    ``y``, and ``x`` too when it names an imported package), qualified types
+    (``http.Request`` gives ``http`` and ``Request``), then each import's path and name.
+    """
+    packages = imports.package_names
+    seen: dict[str, None] = {}
+
+    def add(ref: Node | None) -> None:
+        if ref is not None:
+            seen.setdefault(node_text(ref, source), None)
+
+    for child in walk(node):
+        if child.type == "call_expression":
+            callee = child.child_by_field_name("function")
+            if callee is not None and callee.type == "identifier":
+                add(callee)
+            elif callee is not None and callee.type == "selector_expression":
+                operand = callee.child_by_field_name("operand")
+                if operand is not None and operand.type == "identifier":
+                    add(operand)
+        elif child.type == "type_conversion_expression":
+            generic = child.child_by_field_name("type")
+            if generic is not None and generic.type == "generic_type":
+                base = generic.child_by_field_name("type")
+                if base is not None and base.type == "type_identifier":
+                    add(base)
+        elif child.type == "selector_expression":
+            operand = child.child_by_field_name("operand")
+            if (
+                operand is not None
+                and operand.type == "identifier"
+                and node_text(operand, source) in packages
+            ):
+                add(operand)
+            add(child.child_by_field_name("field"))
+        elif child.type == "qualified_type":
+            add(child.child_by_field_name("package"))
+            add(child.child_by_field_name("name"))
+    for ref in imports.references:
+        seen.setdefault(ref, None)
+    return list(seen)

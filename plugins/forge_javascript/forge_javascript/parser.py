@@ -1,0 +1,146 @@
+"""Turn a JavaScript file into Forge code units with tree-sitter."""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+import tree_sitter_javascript
+from tree_sitter import Language, Node, Parser
+
+from forge_core.codeinfo import (
+    has_syntax_error,
+    is_test_path,
+    leading_comment_block,
+    looks_generated,
+    node_text,
+)
+from forge_core.contracts import CodeUnit, ParseResult, UnitQuality
+from forge_javascript.references import distinct, file_imports, scan_unit
+from forge_javascript.units import FoundUnit, ImportSite, UnitFinder
+
+LANGUAGE_NAME = "javascript"
+#: Line-comment starts, for the comment block above a unit.
+LINE_COMMENT_PREFIXES = ("//",)
+#: The first character of a line that is not indentation.
+NOT_INDENT = re.compile(rb"[^ \t\f\v\r]")
+
+
+@functools.cache
+def javascript_parser() -> Parser:
+    """The process's tree-sitter parser for JavaScript (JSX included), made once."""
+    return Parser(Language(tree_sitter_javascript.language()))
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What every unit of one file shares."""
+
+    path: str
+    source: bytes
+    lines: list[str]
+    imports: list[str]
+    is_test: bool
+    generated: bool
+
+
+def parse_javascript(path: str, source: bytes) -> ParseResult:
+    """Parse one file's bytes into whole units; bad source is flagged, never raised."""
+    tree = javascript_parser().parse(source)
+    finder = UnitFinder(source)
+    found = finder.find(tree.root_node)
+    scans = [scan_unit(unit.definition, source) for unit in found]
+    sites: list[ImportSite] = list(finder.imports)
+    for _, modules in scans:
+        sites.extend(modules)
+    # ``utf-8-sig``: a byte order mark must not hide a comment on the first line.
+    text = source.decode("utf-8-sig", errors="replace")
+    facts = FileFacts(
+        path=path,
+        source=source,
+        lines=text.split("\n"),
+        imports=file_imports(sites),
+        is_test=is_test_path(path),
+        generated=looks_generated(text),
+    )
+    units = [build_unit(unit, names, facts) for unit, (names, _) in zip(found, scans, strict=True)]
+    return ParseResult(
+        units=units, imports=facts.imports, has_syntax_error=tree.root_node.has_error
+    )
+
+
+def build_unit(found: FoundUnit, names: list[str], facts: FileFacts) -> CodeUnit:
+    """One ``CodeUnit`` from a located unit and the facts of its file."""
+    outer = found.outer
+    start_line = outer.start_point.row + 1
+    end_line = outer.end_point.row + 1
+    if outer.end_point.column == 0 and end_line > start_line:
+        end_line -= 1  # a node ending with a newline ends on the line before
+    docstring = jsdoc_above(outer, facts.source)
+    leading = None if docstring is not None else comment_above(outer, facts)
+    quality = UnitQuality(
+        lines=end_line - start_line + 1,
+        has_doc=docstring is not None,
+        is_test=facts.is_test,
+        looks_generated=facts.generated,
+        # ``has_error`` is tree-sitter's own summary: skip the walk when it is clean.
+        has_syntax_error=outer.has_error and has_syntax_error(outer),
+    )
+    return CodeUnit(
+        path=facts.path,
+        language=LANGUAGE_NAME,
+        kind=found.kind,
+        name=found.name,
+        qualified_name=found.qualified_name,
+        signature=signature_of(found, facts.source),
+        docstring=docstring,
+        leading_comment=leading,
+        source=node_text(outer, facts.source),
+        start_line=start_line,
+        end_line=end_line,
+        start_byte=outer.start_byte,
+        end_byte=outer.end_byte,
+        references=distinct([*names, *facts.imports]),
+        parent=found.parent,
+        quality=quality,
+    )
+
+
+def jsdoc_above(node: Node, source: bytes) -> str | None:
+    """The ``/** … */`` comment right before ``node`` (no blank line between), as written."""
+    previous = node.prev_sibling
+    if previous is None or previous.type != "comment":
+        return None
+    text = node_text(previous, source)
+    if not text.startswith("/**") or text.startswith("/**/"):
+        return None
+    gap = source[previous.end_byte : node.start_byte]
+    if gap.strip() or gap.count(b"\n") > 1:
+        return None
+    return text
+
+
+def comment_above(node: Node, facts: FileFacts) -> str | None:
+    """The ``//`` lines directly above ``node``, when it starts its line."""
+    # The column is in bytes: the line starts that many bytes before the node.
+    line_start = node.start_byte - node.start_point.column
+    first = NOT_INDENT.search(facts.source, line_start)
+    if first is not None and first.start() != node.start_byte:
+        return None
+    return leading_comment_block(facts.lines, node.start_point.row, LINE_COMMENT_PREFIXES)
+
+
+def signature_of(found: FoundUnit, source: bytes) -> str:
+    """The declaration up to its body's ``{`` (a concise arrow: up to ``=>``)."""
+    definition = found.definition
+    body = definition.child_by_field_name("body")
+    if body is None:
+        end = found.outer.end_byte
+    elif definition.type == "arrow_function" and body.type != "statement_block":
+        arrows = [child for child in definition.children if child.type == "=>"]
+        end = arrows[0].end_byte if arrows else body.start_byte
+    else:
+        end = body.start_byte
+    text = source[found.outer.start_byte : end].decode("utf-8", errors="replace").rstrip()
+    return text.split("\n", 1)[0] if body is None else text

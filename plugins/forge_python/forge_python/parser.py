@@ -1,0 +1,238 @@
+"""Turn the bytes of a Python file into whole code units with tree-sitter.
+
+Which definitions become units: every ``def``, ``async def`` and ``class`` reached from
+the module body or from a class body, including those inside compound statements
+(``if``/``elif``/``else``, ``try``/``except``/``else``/``finally``, ``with``, ``for``,
+``while``, ``match``/``case``). What is defined inside a function is part of that
+function, never a unit of its own.
+
+Spans follow the stdlib ``ast`` module: a unit starts at its first decorator (or at the
+``def``/``class`` line when undecorated) and ends where ``ast``'s ``end_lineno`` ends, so a
+comment trailing the body is not part of the unit (tree-sitter puts it inside the block).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cache
+
+import tree_sitter_python
+from tree_sitter import Language, Node, Parser, Query, QueryCursor
+
+from forge_core.codeinfo import (
+    has_syntax_error,
+    is_test_path,
+    leading_comment_block,
+    looks_generated,
+    walk,
+)
+from forge_core.contracts import CodeUnit, ParseResult, UnitKind, UnitQuality
+from forge_python.fields import (
+    References,
+    content_end,
+    docstring_of,
+    file_imports,
+    signature_of,
+)
+from forge_python.repair import join_bracketed_lines
+from forge_python.source import SourceText
+
+__all__ = ["Definition", "find_definitions", "get_parser", "parse_source"]
+
+LANGUAGE_NAME = "python"
+COMMENT_PREFIXES = ("#",)
+DEFINITION_TYPES = frozenset({"function_definition", "class_definition"})
+#: Statements (and their clauses) whose blocks may hold module- or class-level definitions.
+COMPOUND_TYPES = frozenset(
+    {
+        "block",
+        "if_statement",
+        "elif_clause",
+        "else_clause",
+        "try_statement",
+        "except_clause",
+        "except_group_clause",
+        "finally_clause",
+        "with_statement",
+        "for_statement",
+        "while_statement",
+        "match_statement",
+        "case_clause",
+        "ERROR",
+    }
+)
+#: One pass over the tree finds the imports and the names units refer to.
+FILE_QUERY = """
+[(import_statement) (import_from_statement) (future_import_statement)] @import
+(call function: (identifier) @ref)
+(attribute attribute: (identifier) @ref)
+(decorator (identifier) @ref)
+(class_definition superclasses: (argument_list (identifier) @ref))
+"""
+
+_thread_state = threading.local()
+
+
+@cache
+def python_language() -> Language:
+    """The tree-sitter Python grammar."""
+    return Language(tree_sitter_python.language())
+
+
+@cache
+def file_query() -> Query:
+    """The compiled :data:`FILE_QUERY`."""
+    return Query(python_language(), FILE_QUERY)
+
+
+def get_parser() -> Parser:
+    """This thread's Python parser, made on first use and reused (parsers are not shared)."""
+    parser: Parser | None = getattr(_thread_state, "parser", None)
+    if parser is None:
+        parser = Parser(python_language())
+        _thread_state.parser = parser
+    return parser
+
+
+def flagged(node: Node) -> bool:
+    """True when ``node`` holds ERROR or MISSING nodes (tree-sitter's cheap check first)."""
+    return node.has_error and has_syntax_error(node)
+
+
+def error_count(node: Node) -> int:
+    """Number of ERROR and MISSING nodes below ``node``."""
+    if not node.has_error:
+        return 0
+    return sum(1 for n in walk(node) if n.type == "ERROR" or n.is_missing)
+
+
+def parse_tree(source: SourceText) -> Node:
+    """Parse with tree-sitter; on errors, retry on the copy that works around #256."""
+    parser = get_parser()
+    root = parser.parse(source.data).root_node
+    if not root.has_error:
+        return root
+    repaired = join_bracketed_lines(source)
+    if repaired is None:
+        return root
+    candidate = parser.parse(repaired).root_node
+    return candidate if error_count(candidate) < error_count(root) else root
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A definition that becomes a unit, before its fields are extracted."""
+
+    node: Node
+    """The whole unit: the ``decorated_definition`` or the definition itself."""
+    definition: Node
+    """The ``function_definition`` or ``class_definition``."""
+    name: str
+    scope: tuple[str, ...]
+    """Names of the enclosing classes, outermost first."""
+    kind: UnitKind
+    in_test_class: bool
+
+
+def find_definitions(root: Node, source: SourceText) -> list[Definition]:
+    """Every module- and class-level definition below ``root``, in document order."""
+    found: list[Definition] = []
+    # (node, enclosing class names, enclosing class is test code); a stack, not recursion,
+    # so pathological nesting in broken files cannot exhaust the interpreter's stack.
+    stack: list[tuple[Node, tuple[str, ...], bool]] = [
+        (child, (), False) for child in reversed(root.children)
+    ]
+    while stack:
+        node, scope, in_test_class = stack.pop()
+        if node.type in COMPOUND_TYPES:
+            stack.extend((child, scope, in_test_class) for child in reversed(node.children))
+            continue
+        definition = (
+            node.child_by_field_name("definition") if node.type == "decorated_definition" else node
+        )
+        if definition is None or definition.type not in DEFINITION_TYPES:
+            continue
+        name_node = definition.child_by_field_name("name")
+        if name_node is None:
+            continue
+        name = source.text(name_node)
+        is_class = definition.type == "class_definition"
+        kind = UnitKind.CLASS if is_class else UnitKind.METHOD if scope else UnitKind.FUNCTION
+        found.append(Definition(node, definition, name, scope, kind, in_test_class))
+        body = definition.child_by_field_name("body")
+        if is_class and body is not None:
+            test_class = in_test_class or name.startswith(("Test", "test"))
+            stack.append((body, (*scope, name), test_class))
+    return found
+
+
+# --------------------------------------------------------------------------- units
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What every unit of one file shares."""
+
+    path: str
+    references: References
+    is_test: bool
+    generated: bool
+
+
+def build_unit(found: Definition, source: SourceText, facts: FileFacts) -> CodeUnit:
+    """Extract every field of one unit."""
+    start_byte = found.node.start_byte
+    end_byte = content_end(found.node)
+    start_row = source.row(start_byte)
+    end_row = source.row(end_byte)
+    docstring = docstring_of(found.definition, source)
+    is_test = (
+        facts.is_test
+        or found.in_test_class
+        or found.name.startswith("test")
+        or (found.kind is UnitKind.CLASS and found.name.startswith("Test"))
+    )
+    return CodeUnit(
+        path=facts.path,
+        language=LANGUAGE_NAME,
+        kind=found.kind,
+        name=found.name,
+        qualified_name=".".join((*found.scope, found.name)),
+        signature=signature_of(found.definition, source),
+        docstring=docstring,
+        leading_comment=leading_comment_block(source.lines, start_row, COMMENT_PREFIXES),
+        source=source.span(start_byte, end_byte),
+        start_line=start_row + 1,
+        end_line=end_row + 1,
+        start_byte=start_byte,
+        end_byte=end_byte,
+        references=facts.references.within(start_byte, end_byte),
+        parent=".".join(found.scope) or None,
+        quality=UnitQuality(
+            lines=end_row - start_row + 1,
+            has_doc=bool(docstring and docstring.strip()),
+            is_test=is_test,
+            looks_generated=facts.generated,
+            has_syntax_error=flagged(found.node),
+        ),
+    )
+
+
+def parse_source(path: str, data: bytes) -> ParseResult:
+    """Parse one Python file (raw bytes) into its units and imports; never raises on bad code."""
+    source = SourceText(data)
+    root = parse_tree(source)
+    captures = QueryCursor(file_query()).captures(root)
+    imports = file_imports(captures.get("import", []), source)
+    facts = FileFacts(
+        path=path,
+        references=References.of(captures.get("ref", []), source, imports),
+        is_test=is_test_path(path),
+        generated=looks_generated(source.full_text),
+    )
+    units = [build_unit(found, source, facts) for found in find_definitions(root, source)]
+    return ParseResult(units=units, imports=imports, has_syntax_error=flagged(root))

@@ -1,0 +1,76 @@
+"""The bytes of one file: its encoding, decoded slices and line numbers.
+
+Units are cut from the original bytes by byte offset; text fields are decoded with the
+file's PEP 263 encoding (a BOM or a ``coding:`` cookie, else UTF-8), undecodable bytes
+replaced, so no input makes the parser fail.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import tokenize
+from bisect import bisect_right
+from functools import cached_property
+from itertools import accumulate
+
+from forge_core.codeinfo import SyntaxNode, node_text
+
+__all__ = ["SourceText", "source_encoding"]
+
+
+def source_encoding(data: bytes) -> str:
+    """The file's encoding per PEP 263 (BOM or coding cookie), or utf-8 when unusable."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        name = codecs.lookup(encoding).name
+        # Only ASCII-compatible codecs keep tree-sitter's byte offsets and rows meaningful.
+        if name in {"utf-8", "utf-8-sig"} or "\n#:".encode(name) != b"\n#:":
+            return "utf-8"
+    except (SyntaxError, LookupError, UnicodeError):
+        return "utf-8"
+    return name
+
+
+class SourceText:
+    """The raw bytes of a file, how to decode slices of them, and where lines start."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.encoding = source_encoding(data)
+        self.has_bom = data.startswith(codecs.BOM_UTF8)
+
+    def text(self, node: SyntaxNode) -> str:
+        """The decoded text of ``node``."""
+        if self.encoding == "utf-8":
+            return node_text(node, self.data)
+        return self.span(node.start_byte, node.end_byte)
+
+    def span(self, start: int, end: int) -> str:
+        """The decoded text between two byte offsets (undecodable bytes replaced)."""
+        return self.data[start:end].decode(self.encoding, errors="replace")
+
+    @cached_property
+    def full_text(self) -> str:
+        """The whole file, decoded, without a byte-order mark."""
+        return self.span(0, len(self.data)).removeprefix("\ufeff")
+
+    @cached_property
+    def lines(self) -> list[str]:
+        """The decoded lines, split on ``\\n`` only (as tree-sitter and ``ast`` count rows)."""
+        return self.full_text.split("\n")
+
+    @cached_property
+    def line_starts(self) -> list[int]:
+        """Byte offset where each 0-based row starts (plus one past the end)."""
+        return [0, *accumulate(len(line) + 1 for line in self.data.split(b"\n"))]
+
+    def row(self, offset: int) -> int:
+        """The 0-based row that holds byte ``offset``."""
+        return bisect_right(self.line_starts, offset) - 1
+
+    def offset(self, row: int, line: str, column: int) -> int:
+        """Byte offset of character ``column`` in 0-based ``row`` whose decoded text is ``line``."""
+        encoded = len(line[:column].encode(self.encoding, errors="replace"))
+        bom = len(codecs.BOM_UTF8) if row == 0 and self.has_bom else 0
+        return self.line_starts[row] + bom + encoded
