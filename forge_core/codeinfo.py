@@ -22,6 +22,7 @@ GENERATED_MARKERS = re.compile(
 JS_TEST_FILE = re.compile(r"\.(test|spec)\.[cm]?jsx?$")
 #: A line this long almost always means minified or embedded data.
 MINIFIED_LINE_CHARS = 500
+MINIFIED_LINE = re.compile(rf"[^\n]{{{MINIFIED_LINE_CHARS + 1}}}")
 
 
 class SyntaxNode(Protocol):
@@ -52,12 +53,27 @@ NodeT = TypeVar("NodeT", bound=SyntaxNode)
 
 
 def walk(node: NodeT) -> Iterator[NodeT]:
-    """Every node below ``node`` (itself included), depth first, without recursion."""
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        stack.extend(reversed(current.children))
+    """Every node below ``node`` (itself included), depth first, in source order.
+
+    Uses tree-sitter's cursor when the node has one (several times faster than
+    building every ``children`` list), else an explicit stack.
+    """
+    make_cursor = getattr(node, "walk", None)
+    if make_cursor is None:
+        stack = [node]
+        while stack:
+            current = stack.pop()
+            yield current
+            stack.extend(reversed(current.children))
+        return
+    cursor = make_cursor()
+    while True:
+        yield cursor.node
+        if cursor.goto_first_child():
+            continue
+        while not cursor.goto_next_sibling():
+            if not cursor.goto_parent():
+                return
 
 
 def has_syntax_error(node: SyntaxNode) -> bool:
@@ -79,10 +95,10 @@ def collect_identifiers(node: SyntaxNode, source: bytes, types: Iterable[str]) -
 
 def looks_generated(text: str) -> bool:
     """True for files with a generated-code header or minified lines."""
-    head = "\n".join(text.splitlines()[:10])
+    head = "\n".join(text[:4000].splitlines()[:10])
     if GENERATED_MARKERS.search(head):
         return True
-    return any(len(line) > MINIFIED_LINE_CHARS for line in text.splitlines())
+    return MINIFIED_LINE.search(text) is not None
 
 
 def is_test_path(path: str) -> bool:
