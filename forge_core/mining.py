@@ -203,13 +203,14 @@ def mine_files(
     versions = registry.versions()
     tags = {lang: f"{name}-{versions.get(name, 'unknown')}" for lang, name in plugins.items()}
     in_process_only = any(registry.info(name).origin == "in-process" for name in plugins.values())
-    if workers <= 1 or in_process_only or len(walk.files) < 2 * CHUNK_FILES:
+    if workers <= 1 or in_process_only or len(walk.files) < 2:
         callers = {language: registry.caller("parse", language) for language in languages}
         for source in walk.files:
             yield mine_file(source, callers[source.language], tags[source.language], cache)
             on_file(1)
         return
-    chunks = [walk.files[i : i + CHUNK_FILES] for i in range(0, len(walk.files), CHUNK_FILES)]
+    size = max(1, min(CHUNK_FILES, len(walk.files) // (workers * 4)))
+    chunks = [walk.files[i : i + size] for i in range(0, len(walk.files), size)]
     context = multiprocessing.get_context("spawn")
     cache_folder = str(cache.folder) if cache.folder else None
     with ProcessPoolExecutor(
