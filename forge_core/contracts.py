@@ -219,6 +219,11 @@ class InitAdapterResult(Contract):
     residual_base: str | None = Field(
         default=None, description="Path of a residual base to train on (QPiSSA)."
     )
+    initial_adapter_dir: str | None = Field(
+        default=None,
+        description="The adapter as initialised (PiSSA): at save time the trainer converts the "
+        "trained adapter into a plain LoRA for the original base with it.",
+    )
     model: Any = Field(default=None, exclude=True, description="The trainable model, in-process.")
     notes: list[str] = Field(default_factory=list)
 
@@ -231,6 +236,9 @@ class TrainRequest(Contract):
     valid_file: str | None = None
     output_dir: str = Field(description="The run's `train/` directory.")
     settings: dict[str, Any] = Field(default_factory=dict, description="The `train` section.")
+    disabled_plugins: list[str] = Field(
+        default_factory=list, description="`plugins.disabled`, for plugins the trainer calls."
+    )
 
 
 class TrainResult(Contract):

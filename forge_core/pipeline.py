@@ -287,6 +287,7 @@ class Forge:
                 valid_file=str(self.run.path / "validate" / "valid.jsonl"),
                 output_dir=str(folder),
                 settings=self.settings.section("train"),
+                disabled_plugins=self.settings.plugins.disabled,
             )
             result = TrainResult.model_validate(
                 self.registry.call("train", section.trainer, request)

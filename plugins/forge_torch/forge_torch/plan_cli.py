@@ -1,0 +1,93 @@
+"""``forge plan``: estimate training memory and pick settings that fit."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import click
+
+from forge_torch.plan import GIB, KNOWN_SHAPES, USABLE_FRACTION, choose, estimate, shape_from_config
+
+
+def device_memory() -> tuple[str, float]:
+    """(device kind, bytes) of the device training would use here."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda", float(torch.cuda.get_device_properties(0).total_memory)
+    if platform.system() == "Darwin":
+        out = subprocess.run(["sysctl", "-n", "hw.memsize"], capture_output=True, text=True)
+        return "mps", float(out.stdout.strip() or 0)
+    return "cpu", float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+@click.command("plan")
+@click.argument("model")
+@click.option("--seq-len", default=2048, show_default=True, help="Training sequence length.")
+@click.option("--rank", default=16, show_default=True)
+@click.option("--memory-gb", type=float, help="Device memory (default: this machine's).")
+@click.option(
+    "--device",
+    type=click.Choice(["cuda", "mps", "cpu"]),
+    help="Device kind (default: this machine's).",
+)
+def plan(model: str, seq_len: int, rank: int, memory_gb: float | None, device: str | None) -> None:
+    """Estimate peak memory for MODEL (a model folder, config.json, or 1.5b/3b/7b/13b)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    if model.lower() in KNOWN_SHAPES:
+        shape = KNOWN_SHAPES[model.lower()]
+    elif Path(model).exists():
+        shape = shape_from_config(Path(model))
+    else:
+        raise click.BadParameter(
+            f"{model!r} is neither a model folder, a config.json, nor one of "
+            f"{', '.join(KNOWN_SHAPES)}",
+            param_hint="MODEL",
+        )
+    detected_kind, detected_bytes = device_memory()
+    kind = device or detected_kind
+    memory = memory_gb * GIB if memory_gb else detected_bytes
+    table = Table(title=f"{shape.name}: {shape.parameters / 1e9:.2f}B parameters, seq {seq_len}")
+    for column in ("base", "checkpointing", "batch 1 peak (GiB)"):
+        table.add_column(column)
+    for quantize in (False, True):
+        for checkpointing in (False, True):
+            guess = estimate(
+                shape,
+                seq_len=seq_len,
+                batch=1,
+                rank=rank,
+                quantize_4bit=quantize,
+                gradient_checkpointing=checkpointing,
+            )
+            table.add_row(
+                "4-bit NF4" if quantize else "16-bit",
+                "yes" if checkpointing else "no",
+                f"{guess.total / GIB:.1f}",
+            )
+    console = Console()
+    console.print(table)
+    chosen = choose(
+        shape,
+        memory,
+        seq_len=seq_len,
+        rank=rank,
+        allow_4bit=kind != "cpu",
+        prefer_4bit=kind == "mps",
+        usable_fraction=USABLE_FRACTION[kind],
+    )
+    verdict = "fits" if chosen.fits else "does NOT fit even with 4-bit and checkpointing"
+    console.print(
+        f"{kind} with {memory / GIB:.0f} GiB: {chosen.label} "
+        f"(≈{chosen.estimate.total / GIB:.1f} GiB) — {verdict}"
+    )
+    console.print(
+        f"settings: --set train.quantize_4bit={str(chosen.quantize_4bit).lower()} "
+        f"--set train.gradient_checkpointing={str(chosen.gradient_checkpointing).lower()} "
+        f"--set train.batch_size={chosen.batch_size} --set train.max_seq_len={seq_len}"
+    )

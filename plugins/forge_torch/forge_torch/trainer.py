@@ -1,0 +1,378 @@
+"""The training loop: setup_model → prepare_data → run_steps → save_adapter.
+
+A plain PyTorch loop (no ``transformers.Trainer``) so that packing, the
+assistant-only token-mean loss and exact resume are all under our control:
+the data order is a pure function of (seed, epoch), and a checkpoint holds the
+adapter, optimizer, scheduler, every RNG and the data position.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import resource
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import get_cosine_schedule_with_warmup
+
+from forge_core.config import TrainSettings
+from forge_core.contracts import InitAdapterRequest, InitAdapterResult, TrainRequest, TrainResult
+from forge_core.files import sha256_json, write_text_atomic
+from forge_torch import checkpoints as ckpt
+from forge_torch.data import (
+    IGNORE_INDEX,
+    Batch,
+    TokenizedExample,
+    collate,
+    epoch_rows,
+    tokenize_file,
+)
+from forge_torch.model import Placement, load_base_model, load_tokenizer, pick_placement
+from forge_torch.plot import plot_losses
+
+
+@dataclass
+class Setup:
+    """Everything the loop needs, built once."""
+
+    settings: TrainSettings
+    placement: Placement
+    tokenizer: Any
+    model: Any
+    adapter: InitAdapterResult
+    train: list[TokenizedExample]
+    valid: list[TokenizedExample]
+    dropped_too_long: int
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def init_adapter(request: TrainRequest, settings: TrainSettings, model: Any) -> InitAdapterResult:
+    """Make the trainable adapter through the plugin providing ``train.method``."""
+    from forge_core.plugins import PluginRegistry
+
+    registry = PluginRegistry(disabled=request.disabled_plugins)
+    adapter_request = InitAdapterRequest(
+        method=settings.method,
+        base_model=request.base_model,
+        settings=request.settings,
+        output_dir=str(Path(request.output_dir) / "init"),
+        model=None if settings.quantize_4bit else model,
+    )
+    return InitAdapterResult.model_validate(
+        registry.call("init_adapter", settings.method, adapter_request)
+    )
+
+
+def setup(request: TrainRequest) -> Setup:
+    """Load the tokenizer, the data, the base model and the adapter."""
+    settings = TrainSettings.model_validate(request.settings)
+    seed_everything(settings.seed)
+    placement = pick_placement(settings.device)
+    tokenizer = load_tokenizer(request.base_model)
+    train, too_long = tokenize_file(tokenizer, Path(request.train_file), settings.max_seq_len)
+    if not train:
+        raise ValueError(
+            f"no training example fits train.max_seq_len={settings.max_seq_len} tokens "
+            f"({too_long} were longer); raise it or shorten synth.max_document_chars"
+        )
+    valid: list[TokenizedExample] = []
+    if request.valid_file and Path(request.valid_file).is_file():
+        valid, _ = tokenize_file(tokenizer, Path(request.valid_file), settings.max_seq_len)
+    model = None
+    if not settings.quantize_4bit:
+        model = load_base_model(request.base_model, placement)
+    seed_everything(settings.seed)
+    adapter = init_adapter(request, settings, model)
+    if settings.gradient_checkpointing:
+        adapter.model.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
+        adapter.model.enable_input_require_grads()
+    adapter.model.config.use_cache = False
+    return Setup(settings, placement, tokenizer, adapter.model, adapter, train, valid, too_long)
+
+
+def batch_loss_sum(model: Any, batch: Batch) -> torch.Tensor:
+    """Summed cross-entropy over the batch's label tokens (the answer tokens only)."""
+    logits = model(
+        input_ids=batch.input_ids,
+        position_ids=batch.position_ids,
+        attention_mask=batch.attention_mask,
+        use_cache=False,
+    ).logits
+    shifted = logits[:, :-1].float()
+    targets = batch.labels[:, 1:]
+    return F.cross_entropy(
+        shifted.reshape(-1, shifted.size(-1)),
+        targets.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="sum",
+    )
+
+
+@torch.no_grad()
+def validation_loss(run: Setup) -> float | None:
+    """Token-mean loss on the validation split."""
+    if not run.valid:
+        return None
+    run.model.eval()
+    total, tokens = 0.0, 0
+    rows = epoch_rows(run.valid, run.settings.max_seq_len, run.settings.packing, 0, 0)
+    for start in range(0, len(rows), run.settings.batch_size):
+        batch = collate(
+            run.valid,
+            rows[start : start + run.settings.batch_size],
+            run.tokenizer.pad_token_id,
+            run.placement.dtype,
+        ).to(run.placement.device)
+        total += float(batch_loss_sum(run.model, batch))
+        tokens += batch.label_tokens
+    run.model.train()
+    return total / max(tokens, 1)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory so far: CUDA allocator peak, else the process's max RSS."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Loop:
+    """The optimisation loop over packed micro-batches, with checkpoints and logging."""
+
+    def __init__(self, run: Setup, output_dir: Path) -> None:
+        self.run = run
+        self.settings = run.settings
+        self.output_dir = output_dir
+        self.checkpoint_dir = output_dir / "checkpoints"
+        self.log_path = output_dir / "log.jsonl"
+        self.plot_path = output_dir / "loss.png"
+        first_rows = epoch_rows(
+            run.train, self.settings.max_seq_len, self.settings.packing, self.settings.seed, 0
+        )
+        self.micro_per_epoch = math.ceil(len(first_rows) / self.settings.batch_size)
+        steps_per_epoch = math.ceil(self.micro_per_epoch / self.settings.gradient_accumulation)
+        self.total_steps = self.settings.max_steps or max(
+            1, math.ceil(self.settings.epochs * steps_per_epoch)
+        )
+        params = [p for p in run.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            params, lr=self.settings.learning_rate, weight_decay=self.settings.weight_decay
+        )
+        warmup = int(self.settings.warmup_ratio * self.total_steps)
+        self.scheduler = get_cosine_schedule_with_warmup(self.optimizer, warmup, self.total_steps)
+        self.state = ckpt.TrainerState(config_hash=self._config_hash())
+        self._rows_cache: dict[int, list[list[int]]] = {}
+
+    def _config_hash(self) -> str:
+        relevant = self.settings.model_dump(
+            exclude={"save_every", "eval_every", "early_stopping_patience"}
+        )
+        return sha256_json({"settings": relevant, "examples": len(self.run.train)})
+
+    def rows_at(self, position: int) -> list[list[int]]:
+        """The rows of the micro-batch at a global data position."""
+        epoch, index = divmod(position, self.micro_per_epoch)
+        if epoch not in self._rows_cache:
+            self._rows_cache = {
+                epoch: epoch_rows(
+                    self.run.train,
+                    self.settings.max_seq_len,
+                    self.settings.packing,
+                    self.settings.seed,
+                    epoch,
+                )
+            }
+        rows = self._rows_cache[epoch]
+        size = self.settings.batch_size
+        return rows[index * size : (index + 1) * size]
+
+    def resume(self) -> bool:
+        """Continue from the newest compatible checkpoint; drop incompatible ones."""
+        latest = ckpt.latest_checkpoint(self.checkpoint_dir)
+        if latest is None:
+            return False
+        if ckpt.read_state(latest).config_hash != self.state.config_hash:
+            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+            return False
+        self.state = ckpt.load_checkpoint(latest, self.run.model, self.optimizer, self.scheduler)
+        return True
+
+    def write_log(self) -> None:
+        """Rewrite log.jsonl from the history (also drops entries a resume will redo)."""
+        text = "".join(json.dumps(entry) + "\n" for entry in self.state.history)
+        write_text_atomic(self.log_path, text)
+
+    def step(self) -> dict[str, Any]:
+        """One optimizer step over ``gradient_accumulation`` micro-batches."""
+        placement = self.run.placement
+        batches = []
+        for _ in range(self.settings.gradient_accumulation):
+            rows = self.rows_at(self.state.position)
+            self.state.position += 1
+            if rows:
+                batches.append(
+                    collate(self.run.train, rows, self.run.tokenizer.pad_token_id, placement.dtype)
+                )
+        label_tokens = max(1, sum(b.label_tokens for b in batches))
+        started = time.perf_counter()
+        loss_sum = 0.0
+        for batch in batches:
+            loss = batch_loss_sum(self.run.model, batch.to(placement.device)) / label_tokens
+            loss.backward()
+            loss_sum += float(loss.detach())
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            [p for p in self.run.model.parameters() if p.requires_grad], 1.0
+        )
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        seconds = time.perf_counter() - started
+        real = sum(b.real_tokens for b in batches)
+        self.state.step += 1
+        self.state.trained_tokens += real
+        self.state.elapsed_seconds += seconds
+        return {
+            "step": self.state.step,
+            "epoch": round(self.state.position / self.micro_per_epoch, 4),
+            "loss": round(loss_sum, 6),
+            "lr": self.scheduler.get_last_lr()[0],
+            "grad_norm": round(float(grad_norm), 6),
+            "real_tokens": real,
+            "tokens_per_second": round(real / seconds, 1) if seconds > 0 else None,
+            "memory_mb": round(peak_memory_mb(placement.device), 1),
+        }
+
+    def evaluate(self) -> bool:
+        """Log the validation loss, refresh the plot; True when early stopping says stop."""
+        valid = validation_loss(self.run)
+        if valid is not None:
+            self.state.history.append({"step": self.state.step, "valid_loss": round(valid, 6)})
+            best = self.state.best_valid_loss
+            if best is None or valid < best - 1e-6:
+                self.state.best_valid_loss = valid
+                self.state.evals_without_improvement = 0
+            else:
+                self.state.evals_without_improvement += 1
+        plot_losses(
+            self.state.history, self.plot_path, f"{self.settings.method} r{self.settings.rank}"
+        )
+        patience = self.settings.early_stopping_patience
+        return patience is not None and self.state.evals_without_improvement >= patience
+
+    def run_steps(self) -> None:
+        """Train until ``total_steps`` (or early stopping), checkpointing as configured."""
+        from tqdm.auto import tqdm
+
+        self.run.model.train()
+        self.write_log()
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.state.step,
+            desc="training",
+            unit="step",
+            dynamic_ncols=True,
+        )
+        try:
+            while self.state.step < self.total_steps:
+                entry = self.step()
+                self.state.history.append(entry)
+                with open(self.log_path, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(entry) + "\n")
+                bar.update(1)
+                bar.set_postfix(loss=f"{entry['loss']:.4f}", tok_s=entry["tokens_per_second"])
+                stop = False
+                if (
+                    self.state.step % self.settings.eval_every == 0
+                    or self.state.step == self.total_steps
+                ):
+                    stop = self.evaluate()
+                    self.write_log()
+                if (
+                    self.state.step % self.settings.save_every == 0
+                    and self.state.step < self.total_steps
+                ):
+                    ckpt.save_checkpoint(
+                        self.checkpoint_dir,
+                        self.run.model,
+                        self.optimizer,
+                        self.scheduler,
+                        self.state,
+                    )
+                if stop:
+                    break
+        finally:
+            bar.close()
+
+
+def save_adapter(run: Setup, target: Path) -> Path:
+    """Save the trained adapter (PiSSA converted to plain LoRA for the original base)."""
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    if run.adapter.initial_adapter_dir:
+        run.model.save_pretrained(
+            partial, path_initial_model_for_weight_conversion=run.adapter.initial_adapter_dir
+        )
+    else:
+        run.model.save_pretrained(partial)
+    run.tokenizer.save_pretrained(partial)
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
+    return target
+
+
+def train(request: TrainRequest) -> TrainResult:
+    """The whole ``train`` hook: set up, resume if possible, run, save."""
+    output_dir = Path(request.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    run = setup(request)
+    loop = Loop(run, output_dir)
+    resumed_from = loop.state.step if loop.resume() else None
+    loop.run_steps()
+    adapter_dir = save_adapter(run, output_dir / "adapter")
+    # Checkpoints only serve an interrupted run; a finished one starts afresh if re-run.
+    shutil.rmtree(loop.checkpoint_dir, ignore_errors=True)
+    losses = [h["loss"] for h in loop.state.history if "loss" in h]
+    metrics: dict[str, float] = {
+        "steps": float(loop.state.step),
+        "final_loss": float(losses[-1]) if losses else math.nan,
+        "real_tokens": float(loop.state.trained_tokens),
+        "tokens_per_second": round(
+            loop.state.trained_tokens / max(loop.state.elapsed_seconds, 1e-9), 1
+        ),
+        "train_examples": float(len(run.train)),
+        "dropped_too_long": float(run.dropped_too_long),
+        "peak_memory_mb": round(peak_memory_mb(run.placement.device), 1),
+    }
+    if loop.state.best_valid_loss is not None:
+        metrics["best_valid_loss"] = round(loop.state.best_valid_loss, 6)
+    if resumed_from is not None:
+        metrics["resumed_from_step"] = float(resumed_from)
+    (output_dir / "training.json").write_text(
+        json.dumps(
+            {"placement": run.placement.label, "method": run.settings.method, "metrics": metrics},
+            indent=2,
+        )
+    )
+    return TrainResult(
+        adapter_dir=str(adapter_dir),
+        base_model=request.base_model,
+        metrics=metrics,
+        log_file=str(loop.log_path),
+        plot_file=str(loop.plot_path) if loop.plot_path.exists() else None,
+    )
