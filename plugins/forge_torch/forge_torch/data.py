@@ -154,6 +154,18 @@ def collate(
             positions[r, offset:end] = torch.arange(len(example))
             segments[r, offset:end] = segment
             offset = end
+    single = all(len(row) == 1 for row in rows) and bool((segments >= 0).all())
+    if single:
+        # One whole example per row and no padding: plain causal attention (lets SDPA
+        # use its fastest fused kernels); the empty mask tells the model to build it.
+        return Batch(
+            ids,
+            labels,
+            positions,
+            torch.empty(0, dtype=dtype),
+            real_tokens=int(ids.numel()),
+            label_tokens=int((labels != IGNORE_INDEX).sum()),
+        )
     causal = torch.tril(torch.ones(width, width, dtype=torch.bool))
     same = (segments[:, :, None] == segments[:, None, :]) & (segments[:, :, None] >= 0)
     allowed = causal[None] & same

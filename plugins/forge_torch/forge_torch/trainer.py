@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from transformers import get_cosine_schedule_with_warmup
 
 from forge_core.config import TrainSettings
@@ -106,22 +107,46 @@ def setup(request: TrainRequest) -> Setup:
     return Setup(settings, placement, tokenizer, adapter.model, adapter, train, valid, too_long)
 
 
+#: Label tokens per chunk of the output head: bounds the fp32 logits held at once.
+LOSS_CHUNK_TOKENS = 1024
+
+
+def _head_loss(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Summed cross-entropy of one chunk (recomputed in backward, never stored)."""
+    return F.cross_entropy(head(hidden).float(), targets, reduction="sum")
+
+
 def batch_loss_sum(model: Any, batch: Batch) -> torch.Tensor:
-    """Summed cross-entropy over the batch's label tokens (the answer tokens only)."""
-    logits = model(
+    """Summed cross-entropy over the batch's label tokens (the answer tokens only).
+
+    The output head runs only on positions that carry a label (RAFT answers are
+    a small part of each example), in checkpointed chunks, so the full
+    ``seq x vocab`` fp32 logits are never materialised.
+    """
+    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder = causal_lm.model
+    head = causal_lm.get_output_embeddings()
+    mask = None if batch.attention_mask.numel() == 0 else batch.attention_mask
+    hidden = decoder(
         input_ids=batch.input_ids,
         position_ids=batch.position_ids,
-        attention_mask=batch.attention_mask,
+        attention_mask=mask,
         use_cache=False,
-    ).logits
-    shifted = logits[:, :-1].float()
+    ).last_hidden_state
     targets = batch.labels[:, 1:]
-    return F.cross_entropy(
-        shifted.reshape(-1, shifted.size(-1)),
-        targets.reshape(-1),
-        ignore_index=IGNORE_INDEX,
-        reduction="sum",
-    )
+    selected = targets != IGNORE_INDEX
+    states = hidden[:, :-1][selected]
+    wanted = targets[selected]
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for start in range(0, wanted.numel(), LOSS_CHUNK_TOKENS):
+        chunk = slice(start, start + LOSS_CHUNK_TOKENS)
+        if torch.is_grad_enabled():
+            total = total + torch.utils.checkpoint.checkpoint(
+                _head_loss, head, states[chunk], wanted[chunk], use_reentrant=False
+            )
+        else:
+            total = total + _head_loss(head, states[chunk], wanted[chunk])
+    return total
 
 
 @torch.no_grad()
