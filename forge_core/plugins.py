@@ -207,6 +207,9 @@ class PluginRegistry:
         if "register_model_backends" in info.hooks:
             backends = self._call_one(info.name, "register_model_backends") or []
             provides["model_backend"] = sorted(spec.name for spec in backends)
+        if "register_validation_checks" in info.hooks:
+            checks = self._call_one(info.name, "register_validation_checks") or []
+            provides["validation_check"] = [check.name for check in checks]
         if "register_base_models" in info.hooks:
             models = self._call_one(info.name, "register_base_models") or []
             provides["base_model"] = sorted(BaseModelSpec.model_validate(m).name for m in models)

@@ -100,6 +100,16 @@ def pack(examples: Sequence[TokenizedExample], capacity: int) -> list[list[int]]
     return rows
 
 
+def row_capacity(examples: Sequence[TokenizedExample], max_seq_len: int) -> int:
+    """Tokens per packed row: the longest example, at most ``max_seq_len``.
+
+    Attention inside a packed row costs (row length)², masked parts included, so
+    rows no longer than the longest example keep that waste to a small factor
+    while still filling the padding of short examples with other examples.
+    """
+    return min(max_seq_len, max((len(e) for e in examples), default=1))
+
+
 def epoch_rows(
     examples: Sequence[TokenizedExample], capacity: int, packing: bool, seed: int, epoch: int
 ) -> list[list[int]]:

@@ -34,6 +34,7 @@ from forge_torch.data import (
     TokenizedExample,
     collate,
     epoch_rows,
+    row_capacity,
     tokenize_file,
 )
 from forge_torch.model import Placement, load_base_model, load_tokenizer, pick_placement
@@ -156,7 +157,8 @@ def validation_loss(run: Setup) -> float | None:
         return None
     run.model.eval()
     total, tokens = 0.0, 0
-    rows = epoch_rows(run.valid, run.settings.max_seq_len, run.settings.packing, 0, 0)
+    capacity = row_capacity(run.valid, run.settings.max_seq_len)
+    rows = epoch_rows(run.valid, capacity, run.settings.packing, 0, 0)
     for start in range(0, len(rows), run.settings.batch_size):
         batch = collate(
             run.valid,
@@ -187,8 +189,9 @@ class Loop:
         self.checkpoint_dir = output_dir / "checkpoints"
         self.log_path = output_dir / "log.jsonl"
         self.plot_path = output_dir / "loss.png"
+        self.capacity = row_capacity(run.train, self.settings.max_seq_len)
         first_rows = epoch_rows(
-            run.train, self.settings.max_seq_len, self.settings.packing, self.settings.seed, 0
+            run.train, self.capacity, self.settings.packing, self.settings.seed, 0
         )
         self.micro_per_epoch = math.ceil(len(first_rows) / self.settings.batch_size)
         steps_per_epoch = math.ceil(self.micro_per_epoch / self.settings.gradient_accumulation)
@@ -217,7 +220,7 @@ class Loop:
             self._rows_cache = {
                 epoch: epoch_rows(
                     self.run.train,
-                    self.settings.max_seq_len,
+                    self.capacity,
                     self.settings.packing,
                     self.settings.seed,
                     epoch,
