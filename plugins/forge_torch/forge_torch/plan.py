@@ -49,7 +49,8 @@ class ModelShape:
         head_dim = self.hidden // self.heads
         attention = self.hidden * head_dim * (2 * self.heads + 2 * self.kv_heads)
         mlp = 3 * self.hidden * self.intermediate
-        return self.layers * (attention + mlp + 2 * self.hidden) + 2 * self.vocab * self.hidden
+        blocks = self.layers * (attention + mlp + 2 * self.hidden)
+        return blocks + 2 * self.vocab * self.hidden + self.hidden  # + the final norm
 
     def lora_parameters(self, rank: int) -> int:
         """Parameters of a rank-``rank`` adapter on every linear layer of every block."""
