@@ -148,6 +148,19 @@ def run_stage(forge: Forge, name: str, call: Callable[[], StageOutcome]) -> None
     with progress:
         outcome = call()
     show_outcomes(forge, [outcome])
+    if name == "eval":
+        show_metrics(forge)
+
+
+def show_metrics(forge: Forge) -> None:
+    """Print the base vs fine-tuned metric table, when the run has one."""
+    path = forge.run.path / "eval" / "metrics.json"
+    if path.is_file():
+        from rich.console import Console
+
+        from forge_core.report import print_metrics_table
+
+        print_metrics_table(json.loads(path.read_text(encoding="utf-8")), Console(stderr=True))
 
 
 # --------------------------------------------------------------------------- the group
@@ -228,6 +241,7 @@ def run(
     with progress:
         outcomes = forge.run_all(repo)
     show_outcomes(forge, outcomes)
+    show_metrics(forge)
     missing = [o.stage for o in outcomes if o.status == "missing"]
     if any(o.status == "failed" for o in outcomes):
         sys.exit(1)

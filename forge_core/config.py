@@ -148,6 +148,7 @@ class TrainSettings(Section):
     weight_decay: float = Field(default=0.0, ge=0.0)
     gradient_checkpointing: bool | None = Field(default=None, description="None decides by memory.")
     packing: bool = True
+    compile: bool = Field(default=False, description="torch.compile the decoder (CUDA).")
     save_every: int = Field(default=50, gt=0, description="Checkpoint every N optimizer steps.")
     eval_every: int = Field(default=50, gt=0)
     early_stopping_patience: int | None = Field(default=None, gt=0)
@@ -161,7 +162,10 @@ class GateSettings(Section):
     enabled: bool = True
     reference: Literal["base", "deployed"] = "base"
     max_regression: float = Field(
-        default=0.02, ge=0.0, description="Largest allowed relative regression of any metric."
+        default=0.02,
+        ge=0.0,
+        description="Largest allowed regression of any metric: relative above 1, absolute for "
+        "rates in [0, 1].",
     )
     max_hallucination_rate: float = Field(default=0.25, ge=0.0, le=1.0)
 
@@ -171,7 +175,13 @@ class EvalSettings(Section):
 
     backend: str = Field(default="torch", description="Model backend name.")
     metrics: list[str] = Field(
-        default_factory=lambda: ["perplexity", "exact_match", "codebleu", "hallucination"]
+        default_factory=lambda: [
+            "perplexity",
+            "exact_match",
+            "codebleu",
+            "hallucination",
+            "quote_fidelity",
+        ]
     )
     max_samples: int | None = Field(default=None, gt=0)
     max_new_tokens: int = Field(default=256, gt=0)

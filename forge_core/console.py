@@ -37,7 +37,8 @@ class RichProgress:
         self._tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> RichProgress:
-        self._bars.start()
+        # The live display starts with the first task and stops with the last, so
+        # plugins that draw their own bars (the trainer's tqdm) are never garbled.
         return self
 
     def __exit__(
@@ -46,12 +47,16 @@ class RichProgress:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._bars.stop()
+        if self._tasks:
+            self._tasks.clear()
+            self._bars.stop()
 
     def stage(self, stage: str, message: str) -> None:
         self.console.print(f"[bold blue]{stage:>8}[/] {message}")
 
     def start(self, task: str, total: int | None) -> None:
+        if not self._tasks:
+            self._bars.start()
         self._tasks[task] = self._bars.add_task(task, total=total)
 
     def advance(self, task: str, amount: int = 1) -> None:
@@ -62,6 +67,8 @@ class RichProgress:
         task_id = self._tasks.pop(task, None)
         if task_id is not None:
             self._bars.remove_task(task_id)
+            if not self._tasks:
+                self._bars.stop()
 
     def warn(self, message: str) -> None:
         self.console.print(f"[yellow]warning:[/] {message}")

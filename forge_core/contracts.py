@@ -169,6 +169,11 @@ class Example(Contract):
     oracle_id: str
     oracle_in_context: bool = True
     distractor_ids: list[str] = Field(default_factory=list)
+    support_ids: list[str] = Field(
+        default_factory=list,
+        description="Other units shown in the context whose text the answer quotes "
+        "(the call sites of `callers` and `usage` questions).",
+    )
     final_answer: str = Field(default="", description="The text after `<ANSWER>:`.")
     score: float | None = Field(default=None, description="Quality score from validation.")
     split: Split | None = None

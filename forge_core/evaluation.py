@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forge_core.config import EvalSettings, GateSettings
-from forge_core.contracts import EvalSample, EvaluateRequest, EvaluateResult, Example
+from forge_core.contracts import (
+    ChatMessage,
+    CodeUnit,
+    EvalSample,
+    EvaluateRequest,
+    EvaluateResult,
+    Example,
+)
 from forge_core.plugins import PluginRegistry
 
 
@@ -41,6 +48,22 @@ def samples_from_examples(examples: list[Example]) -> list[EvalSample]:
     return samples
 
 
+def code_samples(units: list[CodeUnit]) -> list[EvalSample]:
+    """Held-out code as samples: the unit's source is the "answer" whose tokens are scored."""
+    return [
+        EvalSample(
+            id=unit.id,
+            question_type="held_out_code",
+            language=unit.language,
+            prompt=[
+                ChatMessage(role="user", content=f"Show {unit.qualified_name} from {unit.path}.")
+            ],
+            reference=unit.source,
+        )
+        for unit in units
+    ]
+
+
 def run_model(
     registry: PluginRegistry,
     settings: EvalSettings,
@@ -48,10 +71,18 @@ def run_model(
     adapter: str | None,
     examples: list[Example],
     on_batch: Callable[[int], None] = lambda n: None,
+    held_out_code: list[EvalSample] | None = None,
 ) -> list[EvalSample]:
-    """Generate answers and score reference log-probs with one model."""
+    """Generate answers and score reference log-probs with one model.
+
+    ``held_out_code`` samples are only scored (their ``token_logprobs`` are
+    filled in place), with the same loaded model.
+    """
     backend = registry.model_backend(settings.backend).load(model, adapter, {})
     try:
+        for code in held_out_code or []:
+            conversation = [*code.prompt, ChatMessage(role="assistant", content=code.reference)]
+            code.token_logprobs = backend.score([conversation])[0]
         samples = samples_from_examples(examples)
         batch = 8
         for start in range(0, len(samples), batch):
@@ -90,7 +121,12 @@ def apply_gate(
     reference: dict[str, EvaluateResult],
     candidate: dict[str, EvaluateResult],
 ) -> GateVerdict:
-    """Compare the candidate with the reference model metric by metric."""
+    """Compare the candidate with the reference model metric by metric.
+
+    A regression is measured relative to the reference value for metrics above 1
+    (perplexity) and absolutely for rates in [0, 1] (2 points by default), so a
+    rate moving off zero is judged by ``max_regression``, not as infinitely worse.
+    """
     if not gate.enabled:
         return GateVerdict(True, ["gate disabled (eval.gate.enabled = false)"])
     reasons: list[str] = []
@@ -100,7 +136,7 @@ def apply_gate(
             continue
         change = result.value - before.value
         worse = -change if result.higher_is_better else change
-        scale = max(abs(before.value), 1e-9)
+        scale = max(abs(before.value), 1.0)
         if worse / scale > gate.max_regression:
             reasons.append(
                 f"{name} regressed from {before.value:.4g} to {result.value:.4g} "

@@ -30,7 +30,10 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "forge"
 #: Light plugins shipped inside forge-core, always registered (unless disabled).
-BUILTIN_PLUGINS: dict[str, str] = {"builtin-checks": "forge_core.builtin.checks"}
+BUILTIN_PLUGINS: dict[str, str] = {
+    "builtin-checks": "forge_core.builtin.checks",
+    "builtin-metrics": "forge_core.builtin.metrics",
+}
 
 
 class PluginNotFound(LookupError):

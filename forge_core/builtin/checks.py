@@ -46,7 +46,7 @@ def check_length(example: Example, context: ValidationContext) -> str | None:
 
 
 def check_grounded(example: Example, context: ValidationContext) -> str | None:
-    """Every quoted span is verbatim in the oracle (when it is in the context)."""
+    """Every quoted span is verbatim in the oracle (or a supporting unit) and in the context."""
     answer = example.messages[-1].content
     spans = quotes(answer)
     if not example.oracle_in_context:
@@ -54,9 +54,11 @@ def check_grounded(example: Example, context: ValidationContext) -> str | None:
     unit = context.units.get(example.oracle_id)
     if unit is None:
         return "grounding: the oracle unit is not among the mined units"
+    evidence = [unit] + [context.units[i] for i in example.support_ids if i in context.units]
+    texts = [text for u in evidence for text in (u.source, u.docstring or "")]
     prompt = example.messages[-2].content
     for span in spans:
-        if span not in unit.source and span not in (unit.docstring or ""):
+        if not any(span in text for text in texts):
             return "grounding: a quote is not verbatim in the oracle"
         if span not in prompt:
             return "grounding: a quote is not in the context given"

@@ -105,7 +105,15 @@ def setup(request: TrainRequest) -> Setup:
         )
         adapter.model.enable_input_require_grads()
     adapter.model.config.use_cache = False
+    if settings.compile:
+        compile_decoder(adapter.model)
     return Setup(settings, placement, tokenizer, adapter.model, adapter, train, valid, too_long)
+
+
+def compile_decoder(model: Any) -> None:
+    """Compile the decoder stack in place (the output head and loss stay eager)."""
+    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    causal_lm.model = torch.compile(causal_lm.model, dynamic=True)
 
 
 #: Label tokens per chunk of the output head: bounds the fp32 logits held at once.
