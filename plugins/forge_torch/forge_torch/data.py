@@ -181,12 +181,13 @@ def collate(
     allowed = causal[None] & same
     # Padding rows attend to themselves only, so no row of the softmax is empty.
     allowed |= torch.eye(width, dtype=torch.bool)[None]
-    mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
+    # A boolean mask (True = may attend) works whatever dtype the activations end up in
+    # (QLoRA keeps norms in fp32 while the compute dtype is bf16).
     return Batch(
         ids,
         labels,
         positions,
-        mask[:, None],
+        allowed[:, None],
         real_tokens=int((segments >= 0).sum()),
         label_tokens=int((labels != IGNORE_INDEX).sum()),
     )
