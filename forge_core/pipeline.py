@@ -226,9 +226,11 @@ class Forge:
             examples = read_jsonl(self.run.path / "synth" / "examples.jsonl", Example)
             units = read_jsonl(self.run.path / "mine" / "units.jsonl", CodeUnit)
             count_tokens, tokenizer = token_counter(self._tokenizer_file())
-            context = ValidationContext(
-                {u.id: u for u in units}, self.settings.validation, count_tokens
-            )
+            # An example longer than the training sequence would be dropped by the trainer:
+            # reject it here, where the report counts it.
+            limit = min(self.settings.validation.max_tokens, self.settings.train.max_seq_len)
+            settings = self.settings.validation.model_copy(update={"max_tokens": limit})
+            context = ValidationContext({u.id: u for u in units}, settings, count_tokens)
             splits, report = validate_examples(examples, context, self.registry.validation_checks())
             report.tokenizer = tokenizer
             outputs = []
@@ -242,7 +244,11 @@ class Forge:
             figures = {k: v for k, v in report.as_json().items() if k != "score_histogram"}
             return StageWork([*outputs, folder / "report.json", *([plot] if plot else [])], figures)
 
-        inputs = {"synth": self._output_hash("synth"), "mine": self._output_hash("mine")}
+        inputs = {
+            "synth": self._output_hash("synth"),
+            "mine": self._output_hash("mine"),
+            "max_seq_len": str(self.settings.train.max_seq_len),
+        }
         return self._stage("validate", inputs, work)
 
     def _tokenizer_file(self) -> Path | None:

@@ -41,7 +41,7 @@ def check_length(example: Example, context: ValidationContext) -> str | None:
     if tokens < context.settings.min_tokens:
         return "length: fewer tokens than validation.min_tokens"
     if tokens > context.settings.max_tokens:
-        return "length: more tokens than validation.max_tokens"
+        return "length: more tokens than validation.max_tokens (or train.max_seq_len)"
     return None
 
 
