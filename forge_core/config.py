@@ -185,6 +185,10 @@ class EvalSettings(Section):
     )
     max_samples: int | None = Field(default=None, gt=0)
     max_new_tokens: int = Field(default=256, gt=0)
+    codebleu_weights: list[float] = Field(
+        default_factory=lambda: [0.25, 0.25, 0.25, 0.25],
+        description="CodeBLEU weights: n-gram, weighted n-gram, AST, data flow.",
+    )
     gate: GateSettings = Field(default_factory=GateSettings)
 
 
