@@ -35,6 +35,8 @@ ENV_PREFIX = "FORGE_"
 ENV_NESTED_DELIMITER = "__"
 #: Environment variables with the prefix that are not settings.
 RESERVED_ENV = frozenset({"FORGE_CONFIG"})
+#: Prefixes of other components' own settings (forge-server's ServerSettings, …).
+RESERVED_ENV_PREFIXES = ("FORGE_SERVER_", "FORGE_TINYCODER_", "FORGE_BENCH_")
 
 
 class ConfigError(ValueError):
@@ -320,6 +322,8 @@ def env_layer(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     for name in environ:
         upper = name.upper()
         if not upper.startswith(ENV_PREFIX) or upper in RESERVED_ENV:
+            continue
+        if upper.startswith(RESERVED_ENV_PREFIXES):
             continue
         path = upper[len(ENV_PREFIX) :].lower().split(ENV_NESTED_DELIMITER)
         _check_path(path, ForgeSettings, source=f"environment variable {name}")

@@ -79,3 +79,8 @@ def test_reserved_env_and_other_prefixes_ignored(tmp_path: Path) -> None:
         environ={"FORGE_CONFIG": "ignored", "FORGEX": "1"}, config_file=tmp_path / "x.toml"
     )
     assert settings.deploy.port == 9000
+
+
+def test_other_components_env_prefixes_are_not_settings() -> None:
+    settings = load_settings(environ={"FORGE_SERVER_API_KEYS": "secret", "FORGE_TRAIN__RANK": "4"})
+    assert settings.train.rank == 4
