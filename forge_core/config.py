@@ -209,6 +209,23 @@ class DeploySettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8088, gt=0, lt=65536)
     force: bool = Field(default=False, description="Deploy even when the quality gate failed.")
+    n_ctx: int | None = Field(
+        default=None, gt=0, description="Context window; default: the model's, capped at 4096."
+    )
+    startup_timeout: float = Field(default=120.0, gt=0, description="Seconds to wait for health.")
+    chat_format: str | None = Field(
+        default=None, description="llama.cpp chat format, only for GGUFs without a template."
+    )
+    ollama_host: str | None = Field(
+        default=None, description="Ollama URL; default $OLLAMA_HOST, else 127.0.0.1:11434."
+    )
+    ollama_template: str | None = Field(
+        default=None, description="A Go template to use instead of translating the Jinja one."
+    )
+    system_prompt: str | None = Field(
+        default=None, description="System prompt; default: the one the model was trained with."
+    )
+    verify: bool = Field(default=True, description="Send one chat request after deploying.")
 
 
 class ForgeSettings(BaseSettings):

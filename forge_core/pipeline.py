@@ -433,11 +433,14 @@ class Forge:
                 (self.run.path / "export" / "result.json").read_text()
             )
             artifact: ExportArtifact = exported.artifacts[0]
+            settings = self.settings.section("deploy")
+            if settings.get("system_prompt") is None:
+                settings["system_prompt"] = self._trained_system_prompt()
             request = DeployRequest(
                 artifact=artifact,
                 model_name=section.model_name or f"forge-{self.run.id}",
                 output_dir=str(folder),
-                settings=self.settings.section("deploy"),
+                settings=settings,
             )
             result = DeployResult.model_validate(
                 self.registry.call("deploy", section.target, request)
@@ -450,6 +453,18 @@ class Forge:
             {"export": self._output_hash("export"), "eval": self._output_hash("eval")},
             work,
         )
+
+    def _trained_system_prompt(self) -> str | None:
+        """The system message of the training examples (what the model learned to follow)."""
+        train = self.run.path / "validate" / "train.jsonl"
+        if not train.is_file():
+            return None
+        with open(train, encoding="utf-8") as handle:
+            first = handle.readline()
+        if not first.strip():
+            return None
+        messages = Example.model_validate_json(first).messages
+        return messages[0].content if messages and messages[0].role == "system" else None
 
     def deployment(self) -> DeployResult:
         """The run's deployment, as written by the deploy stage."""

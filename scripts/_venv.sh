@@ -13,5 +13,8 @@ if grep -qs '^torch' "$ROOT/requirements/torch.txt" 2>/dev/null; then
     # torch first and pinned: the CPU build, never an unpinned multi-GB CUDA one.
     "${PIP[@]}" install -r "$ROOT/requirements/torch.txt"
 fi
+# llama.cpp is compiled by pip (llama-cpp-python): build it for portable x86-64 (AVX2)
+# rather than -march=native, whose AMX repacking crashes on some virtual machines.
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}"
 "${PIP[@]}" install -r "$1"
 export PATH="$VENV/bin:$PATH"
