@@ -30,10 +30,16 @@ from functools import lru_cache
 import tree_sitter_go
 from tree_sitter import Language, Node, Parser
 
-from forge_core.codeinfo import has_syntax_error, is_test_path, looks_generated, node_text
-from forge_core.contracts import CodeUnit, ParseRequest, ParseResult, UnitKind, UnitQuality
+from forge_core.codeinfo import (
+    has_syntax_error,
+    is_test_path,
+    looks_generated,
+    node_text,
+    trusted_code_unit,
+)
+from forge_core.contracts import CodeUnit, ParseRequest, ParseResult, UnitKind
 from forge_go.comments import doc_comment
-from forge_go.references import FileImports, read_imports, unit_references
+from forge_go.references import FileImports, ReferringNodes, read_imports, unit_references
 
 LANGUAGE = "go"
 
@@ -53,25 +59,32 @@ class GoFile:
     imports: FileImports
     is_test: bool
     generated: bool
+    referring: ReferringNodes
+
+
+#: Top-level declarations that make units.
+DECLARATION_TYPES = frozenset({"function_declaration", "method_declaration", "type_declaration"})
 
 
 def parse_go(request: ParseRequest) -> ParseResult:
     """Parse one Go file into whole units, its import paths and a syntax-error flag."""
     source = request.source
     root = go_parser().parse(source).root_node
-    go_file = GoFile(
-        path=request.path,
-        source=source,
-        imports=read_imports(top_level_nodes(root), source),
-        is_test=is_test_path(request.path),
-        generated=looks_generated(source.decode("utf-8", errors="replace")),
-    )
-    units = [unit for node in top_level_nodes(root) for unit in declaration_units(node, go_file)]
-    return ParseResult(
-        units=units,
-        imports=go_file.imports.paths,
-        has_syntax_error=has_syntax_error(root),
-    )
+    top_level = list(top_level_nodes(root))
+    imports = read_imports(top_level, source)
+    declarations = [node for node in top_level if node.type in DECLARATION_TYPES]
+    units: list[CodeUnit] = []
+    if declarations:  # what only units need is computed only for files that have some
+        go_file = GoFile(
+            path=request.path,
+            source=source,
+            imports=imports,
+            is_test=is_test_path(request.path),
+            generated=looks_generated(source.decode("utf-8", errors="replace")),
+            referring=ReferringNodes.of(root, go_parser().language),
+        )
+        units = [unit for node in declarations for unit in declaration_units(node, go_file)]
+    return ParseResult(units=units, imports=imports.paths, has_syntax_error=has_syntax_error(root))
 
 
 def top_level_nodes(root: Node) -> Iterator[Node]:
@@ -221,28 +234,31 @@ def build_unit(
         end_row -= 1  # the node ends with a newline: its last line is the one before
     end_line = end_row + 1
     docstring = doc_comment(node, go_file.source)
-    return CodeUnit(
-        path=go_file.path,
-        language=LANGUAGE,
-        kind=kind,
-        name=name,
-        qualified_name=qualified_name,
-        signature=signature,
-        docstring=docstring,
-        source=node_text(node, go_file.source),
-        start_line=start_line,
-        end_line=end_line,
-        start_byte=node.start_byte,
-        end_byte=node.end_byte,
-        references=unit_references(node, go_file.source, go_file.imports),
-        parent=parent,
-        quality=UnitQuality(
-            lines=end_line - start_line + 1,
-            has_doc=docstring is not None,
-            is_test=go_file.is_test,
-            looks_generated=go_file.generated,
-            has_syntax_error=has_syntax_error(node) or broken_off(node),
-        ),
+    # Every value below already has the contract's type: no need to validate it again.
+    return trusted_code_unit(
+        {
+            "path": go_file.path,
+            "language": LANGUAGE,
+            "kind": kind,
+            "name": name,
+            "qualified_name": qualified_name,
+            "signature": signature,
+            "docstring": docstring,
+            "source": node_text(node, go_file.source),
+            "start_line": start_line,
+            "end_line": end_line,
+            "start_byte": node.start_byte,
+            "end_byte": node.end_byte,
+            "references": unit_references(node, go_file.source, go_file.imports, go_file.referring),
+            "parent": parent,
+            "quality": {
+                "lines": end_line - start_line + 1,
+                "has_doc": docstring is not None,
+                "is_test": go_file.is_test,
+                "looks_generated": go_file.generated,
+                "has_syntax_error": has_syntax_error(node) or broken_off(node),
+            },
+        }
     )
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 
-from tree_sitter import Node
+from tree_sitter import Language, Node, Query, QueryCursor
 
 from forge_core.codeinfo import node_text, walk
 
@@ -81,13 +82,51 @@ def assumed_package_name(import_path: str) -> str:
     return base[:end]
 
 
-def unit_references(node: Node, source: bytes, imports: FileImports) -> list[str]:
+#: The nodes :func:`unit_references` reads names from.
+REFERRING_QUERY = """
+[(call_expression) (selector_expression) (qualified_type) (type_conversion_expression)] @referring
+"""
+
+
+@cache
+def referring_query(language: Language) -> Query:
+    """The compiled :data:`REFERRING_QUERY` for the Go grammar."""
+    return Query(language, REFERRING_QUERY)
+
+
+@dataclass(frozen=True)
+class ReferringNodes:
+    """A file's referring nodes in walk order (depth first), with their start bytes."""
+
+    nodes: list[Node]
+    starts: list[int]
+
+    @classmethod
+    def of(cls, root: Node, language: Language) -> ReferringNodes:
+        """Find them with one C-side query instead of a Python walk over every node."""
+        found = QueryCursor(referring_query(language)).captures(root).get("referring", [])
+        # Captures do not come in walk order: sort by start, the outer of nested nodes first.
+        keyed = sorted((n.start_byte, -n.end_byte, i) for i, n in enumerate(found))
+        return cls([found[i] for _, _, i in keyed], [start for start, _, _ in keyed])
+
+    def within(self, node: Node) -> list[Node]:
+        """The referring nodes inside ``node``, in walk order."""
+        return self.nodes[
+            bisect_left(self.starts, node.start_byte) : bisect_left(self.starts, node.end_byte)
+        ]
+
+
+def unit_references(
+    node: Node, source: bytes, imports: FileImports, referring: ReferringNodes | None = None
+) -> list[str]:
     """What the unit refers to, distinct and in order of appearance, then the file's imports.
 
     Called names (``foo()``; ``x.Foo()`` gives ``x`` and ``Foo``; a generic call
     ``Map[int](xs)`` gives ``Map``), selected field and method names (``x.y`` gives
     ``y``, and ``x`` too when it names an imported package), qualified types
     (``http.Request`` gives ``http`` and ``Request``), then each import's path and name.
+    ``referring`` is the file's referring nodes, found once for all its units; without
+    it the unit's nodes are walked.
     """
     packages = imports.package_names
     seen: dict[str, None] = {}
@@ -96,8 +135,10 @@ def unit_references(node: Node, source: bytes, imports: FileImports) -> list[str
         if ref is not None:
             seen.setdefault(node_text(ref, source), None)
 
-    for child in walk(node):
-        if child.type == "call_expression":
+    candidates = walk(node) if referring is None else referring.within(node)
+    for child in candidates:
+        kind = child.type
+        if kind == "call_expression":
             callee = child.child_by_field_name("function")
             if callee is not None and callee.type == "identifier":
                 add(callee)
@@ -105,13 +146,7 @@ def unit_references(node: Node, source: bytes, imports: FileImports) -> list[str
                 operand = callee.child_by_field_name("operand")
                 if operand is not None and operand.type == "identifier":
                     add(operand)
-        elif child.type == "type_conversion_expression":
-            generic = child.child_by_field_name("type")
-            if generic is not None and generic.type == "generic_type":
-                base = generic.child_by_field_name("type")
-                if base is not None and base.type == "type_identifier":
-                    add(base)
-        elif child.type == "selector_expression":
+        elif kind == "selector_expression":
             operand = child.child_by_field_name("operand")
             if (
                 operand is not None
@@ -120,9 +155,15 @@ def unit_references(node: Node, source: bytes, imports: FileImports) -> list[str
             ):
                 add(operand)
             add(child.child_by_field_name("field"))
-        elif child.type == "qualified_type":
+        elif kind == "qualified_type":
             add(child.child_by_field_name("package"))
             add(child.child_by_field_name("name"))
+        elif kind == "type_conversion_expression":
+            generic = child.child_by_field_name("type")
+            if generic is not None and generic.type == "generic_type":
+                base = generic.child_by_field_name("type")
+                if base is not None and base.type == "type_identifier":
+                    add(base)
     for ref in imports.references:
         seen.setdefault(ref, None)
     return list(seen)

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 import tree_sitter_javascript
-from tree_sitter import Language, Node, Parser
+from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
 from forge_core.codeinfo import (
     has_syntax_error,
@@ -15,10 +15,11 @@ from forge_core.codeinfo import (
     leading_comment_block,
     looks_generated,
     node_text,
+    trusted_code_unit,
 )
-from forge_core.contracts import CodeUnit, ParseResult, UnitQuality
-from forge_javascript.references import distinct, file_imports, scan_unit
-from forge_javascript.units import FoundUnit, ImportSite, UnitFinder
+from forge_core.contracts import CodeUnit, ParseResult
+from forge_javascript.references import FileReferences, distinct, file_imports, scan_unit
+from forge_javascript.units import FoundUnit, ImportSite, Landmarks, UnitFinder
 
 LANGUAGE_NAME = "javascript"
 #: Line-comment starts, for the comment block above a unit.
@@ -27,10 +28,43 @@ LINE_COMMENT_PREFIXES = ("//",)
 NOT_INDENT = re.compile(rb"[^ \t\f\v\r]")
 
 
+#: One pass over the tree finds what makes units and imports (``landmark``,
+#: ``module_call``) and the names units use: the callee of a call (except ``require``),
+#: the constructor of ``new``, member names, and capitalised JSX components.
+FILE_QUERY = """
+[
+  (function_expression) (generator_function) (arrow_function) (function_declaration)
+  (generator_function_declaration) (class) (class_declaration) (method_definition)
+  (import_statement) (export_statement)
+] @landmark
+(call_expression function: (import)) @module_call
+((call_expression function: (identifier) @callee) @module_call (#eq? @callee "require"))
+((call_expression function: (identifier) @name) (#not-eq? @name "require"))
+(new_expression constructor: (identifier) @name)
+(member_expression property: [(property_identifier) (private_property_identifier)] @name)
+(jsx_opening_element name: (identifier) @component)
+(jsx_self_closing_element name: (identifier) @component)
+"""
+#: The captures that can make a unit or an import.
+LANDMARKS = ("landmark", "module_call")
+
+
+@functools.cache
+def javascript_language() -> Language:
+    """The tree-sitter JavaScript grammar (JSX included)."""
+    return Language(tree_sitter_javascript.language())
+
+
 @functools.cache
 def javascript_parser() -> Parser:
     """The process's tree-sitter parser for JavaScript (JSX included), made once."""
-    return Parser(Language(tree_sitter_javascript.language()))
+    return Parser(javascript_language())
+
+
+@functools.cache
+def file_query() -> Query:
+    """The compiled :data:`FILE_QUERY`."""
+    return Query(javascript_language(), FILE_QUERY)
 
 
 @dataclass(frozen=True)
@@ -48,62 +82,75 @@ class FileFacts:
 def parse_javascript(path: str, source: bytes) -> ParseResult:
     """Parse one file's bytes into whole units; bad source is flagged, never raised."""
     tree = javascript_parser().parse(source)
-    finder = UnitFinder(source)
-    found = finder.find(tree.root_node)
-    scans = [scan_unit(unit.definition, source) for unit in found]
+    root = tree.root_node
+    captures = QueryCursor(file_query()).captures(root)
+    landmarks = Landmarks.of([n for key in LANDMARKS for n in captures.get(key, [])])
+    finder = UnitFinder(source, landmarks)
+    found = finder.find(root)
+    if not found:
+        scans = []
+    elif root.has_error:
+        # A broken tree may hold zero-width (MISSING) names at a unit's edge: walk each unit.
+        scans = [scan_unit(unit.definition, source) for unit in found]
+    else:
+        references = FileReferences.of(captures, source)
+        scans = [references.scan(unit.definition) for unit in found]
     sites: list[ImportSite] = list(finder.imports)
     for _, modules in scans:
         sites.extend(modules)
+    imports = file_imports(sites)
+    if not found:
+        return ParseResult(units=[], imports=imports, has_syntax_error=root.has_error)
     # ``utf-8-sig``: a byte order mark must not hide a comment on the first line.
     text = source.decode("utf-8-sig", errors="replace")
     facts = FileFacts(
         path=path,
         source=source,
         lines=text.split("\n"),
-        imports=file_imports(sites),
+        imports=imports,
         is_test=is_test_path(path),
         generated=looks_generated(text),
     )
     units = [build_unit(unit, names, facts) for unit, (names, _) in zip(found, scans, strict=True)]
-    return ParseResult(
-        units=units, imports=facts.imports, has_syntax_error=tree.root_node.has_error
-    )
+    return ParseResult(units=units, imports=imports, has_syntax_error=root.has_error)
 
 
 def build_unit(found: FoundUnit, names: list[str], facts: FileFacts) -> CodeUnit:
     """One ``CodeUnit`` from a located unit and the facts of its file."""
     outer = found.outer
-    start_line = outer.start_point.row + 1
-    end_line = outer.end_point.row + 1
-    if outer.end_point.column == 0 and end_line > start_line:
-        end_line -= 1  # a node ending with a newline ends on the line before
+    start_row, _ = outer.start_point
+    end_row, end_column = outer.end_point
+    if end_column == 0 and end_row > start_row:
+        end_row -= 1  # a node ending with a newline ends on the line before
     docstring = jsdoc_above(outer, facts.source)
     leading = None if docstring is not None else comment_above(outer, facts)
-    quality = UnitQuality(
-        lines=end_line - start_line + 1,
-        has_doc=docstring is not None,
-        is_test=facts.is_test,
-        looks_generated=facts.generated,
-        # ``has_error`` is tree-sitter's own summary: skip the walk when it is clean.
-        has_syntax_error=outer.has_error and has_syntax_error(outer),
-    )
-    return CodeUnit(
-        path=facts.path,
-        language=LANGUAGE_NAME,
-        kind=found.kind,
-        name=found.name,
-        qualified_name=found.qualified_name,
-        signature=signature_of(found, facts.source),
-        docstring=docstring,
-        leading_comment=leading,
-        source=node_text(outer, facts.source),
-        start_line=start_line,
-        end_line=end_line,
-        start_byte=outer.start_byte,
-        end_byte=outer.end_byte,
-        references=distinct([*names, *facts.imports]),
-        parent=found.parent,
-        quality=quality,
+    # Every value below already has the contract's type: no need to validate it again.
+    return trusted_code_unit(
+        {
+            "path": facts.path,
+            "language": LANGUAGE_NAME,
+            "kind": found.kind,
+            "name": found.name,
+            "qualified_name": found.qualified_name,
+            "signature": signature_of(found, facts.source),
+            "docstring": docstring,
+            "leading_comment": leading,
+            "source": node_text(outer, facts.source),
+            "start_line": start_row + 1,
+            "end_line": end_row + 1,
+            "start_byte": outer.start_byte,
+            "end_byte": outer.end_byte,
+            "references": distinct([*names, *facts.imports]),
+            "parent": found.parent,
+            "quality": {
+                "lines": end_row - start_row + 1,
+                "has_doc": docstring is not None,
+                "is_test": facts.is_test,
+                "looks_generated": facts.generated,
+                # ``has_error`` is tree-sitter's own summary: skip the walk when it is clean.
+                "has_syntax_error": outer.has_error and has_syntax_error(outer),
+            },
+        }
     )
 
 

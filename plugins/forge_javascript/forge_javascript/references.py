@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from tree_sitter import Node
 
@@ -61,6 +63,58 @@ def scan_unit(definition: Node, source: bytes) -> tuple[list[str], list[ImportSi
             modules.append(ImportSite((node.start_byte, 0), module))
     found.sort(key=lambda item: item[0])
     return distinct(name for _, name in found), modules
+
+
+@dataclass(frozen=True)
+class FileReferences:
+    """A file's names and ``require``/``import()`` calls by position, for every unit at once.
+
+    Built from the captures of one query (see :data:`forge_javascript.parser.FILE_QUERY`)
+    instead of a walk per unit; :meth:`scan` gives what :func:`scan_unit` gives. Only
+    for trees without errors, where every name has a width and so lies strictly inside
+    the spans that hold it.
+    """
+
+    starts: list[int]
+    names: list[str]
+    module_starts: list[int]
+    modules: list[ImportSite]
+
+    @classmethod
+    def of(cls, captures: dict[str, list[Node]], source: bytes) -> FileReferences:
+        """Index the captured names (calls, ``new``, members, components) and module calls."""
+        components = captures.get("component", [])
+        targets = [
+            *captures.get("name", []),
+            *(tag for tag in components if node_text(tag, source)[:1].isupper()),
+        ]
+        # An ASCII file is decoded once; its byte offsets are text offsets.
+        text = source.decode("ascii") if source.isascii() else None
+        found = []
+        for target in targets:
+            start, end = target.start_byte, target.end_byte
+            found.append((start, node_text(target, source) if text is None else text[start:end]))
+        found.sort()
+        modules = []
+        for call in captures.get("module_call", []):
+            module = module_call(call, source)
+            if module:
+                modules.append(ImportSite((call.start_byte, 0), module))
+        modules.sort(key=lambda site: site.position)
+        return cls(
+            [start for start, _ in found],
+            [name for _, name in found],
+            [site.position[0] for site in modules],
+            modules,
+        )
+
+    def scan(self, definition: Node) -> tuple[list[str], list[ImportSite]]:
+        """The names used inside ``definition`` in source order, and its module calls."""
+        start, end = definition.start_byte, definition.end_byte
+        names = self.names[bisect_left(self.starts, start) : bisect_left(self.starts, end)]
+        first = bisect_left(self.module_starts, start)
+        last = bisect_left(self.module_starts, end)
+        return distinct(names), self.modules[first:last]
 
 
 def file_imports(sites: Iterable[ImportSite]) -> list[str]:

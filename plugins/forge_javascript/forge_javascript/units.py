@@ -19,6 +19,7 @@ functions (IIFE wrappers, callbacks) are no units: they are searched for units.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 
 from tree_sitter import Node
@@ -140,11 +141,38 @@ def outer_of(node: Node) -> Node:
     return parent if parent is not None and parent.type == "export_statement" else node
 
 
-class UnitFinder:
-    """Walks a tree once, collecting units and the file's ES imports."""
+@dataclass(frozen=True)
+class Landmarks:
+    """Where the nodes that can make a unit or an import start, in order.
 
-    def __init__(self, source: bytes) -> None:
+    Functions, classes, methods, imports, exports and ``require``/``import()`` calls:
+    a subtree that holds none of them gives no unit and no import, so the walk that
+    finds units can skip it.
+    """
+
+    starts: list[int]
+
+    @classmethod
+    def of(cls, nodes: list[Node]) -> Landmarks:
+        """Index ``nodes`` (any order)."""
+        return cls(sorted(node.start_byte for node in nodes))
+
+    def inside(self, node: Node) -> bool:
+        """True when a landmark starts within ``node``'s span."""
+        index = bisect_left(self.starts, node.start_byte)
+        return index < len(self.starts) and self.starts[index] <= node.end_byte
+
+
+class UnitFinder:
+    """Walks a tree once, collecting units and the file's ES imports.
+
+    With ``landmarks`` (found with a query by the caller), the walk skips every
+    subtree that holds none: nothing there can change what it finds.
+    """
+
+    def __init__(self, source: bytes, landmarks: Landmarks | None = None) -> None:
         self.source = source
+        self.landmarks = landmarks
         self.units: list[FoundUnit] = []
         self.imports: list[ImportSite] = []
         """ES imports, and ``require``/``import()`` calls outside units."""
@@ -152,12 +180,16 @@ class UnitFinder:
     def find(self, root: Node) -> list[FoundUnit]:
         """Every unit under ``root``, in source order."""
         stack = [root]
+        landmarks = self.landmarks
         while stack:
             node = stack.pop()
             module = module_call(node, self.source)
             if module:
                 self.imports.append(ImportSite((node.start_byte, 0), module))
-            stack.extend(reversed(self._visit(node)))
+            children = self._visit(node)
+            if landmarks is not None:
+                children = [child for child in children if landmarks.inside(child)]
+            stack.extend(reversed(children))
         return sorted(self.units, key=lambda unit: (unit.outer.start_byte, -unit.outer.end_byte))
 
     # ----------------------------------------------------------------- statements
@@ -221,7 +253,7 @@ class UnitFinder:
         return rest
 
     def _visit_expression(self, node: Node) -> list[Node]:
-        expression = node.named_children[0] if node.named_children else None
+        expression = node.named_child(0) if node.named_child_count else None
         if expression is None or expression.type != "assignment_expression":
             return node.named_children
         left = expression.child_by_field_name("left")

@@ -11,36 +11,98 @@ import inspect
 import warnings
 from bisect import bisect_left
 from dataclasses import dataclass
+from itertools import islice
+from operator import le
 
 from tree_sitter import Node
 
 from forge_python.source import SourceText
 
-__all__ = ["References", "content_end", "docstring_of", "file_imports", "signature_of"]
+__all__ = [
+    "References",
+    "content_end",
+    "docstring_of",
+    "file_imports",
+    "signature_of",
+    "string_literal_value",
+]
 
 #: Nodes tree-sitter may leave at the end of a block that ``ast`` does not count.
 TRAILING_EXTRAS = frozenset({"comment", "line_continuation"})
+#: String prefixes that leave a literal without backslashes equal to its body.
+PLAIN_PREFIXES = frozenset({"", "u", "U", "r", "R"})
 
 
 def content_end(node: Node) -> int:
     """End byte of ``node`` without the comments tree-sitter leaves at the end of blocks."""
+    end = node.end_byte
+    if end > node.start_byte:
+        # Most units end with code: when the leaf holding the last byte is not a comment,
+        # every node down to it ends there too, and so does the walk below.
+        last = node.descendant_for_byte_range(end - 1, end)
+        if (
+            last is not None
+            and last.child_count == 0
+            and last.end_byte == end
+            and last.type not in TRAILING_EXTRAS
+        ):
+            return end
     current = node
     while True:
-        last = next((c for c in reversed(current.children) if c.type not in TRAILING_EXTRAS), None)
+        # Step back from the last child (``children`` would build a list of every one).
+        index = current.child_count - 1
+        last = current.child(index) if index >= 0 else None
+        while last is not None and last.type in TRAILING_EXTRAS:
+            index -= 1
+            last = current.child(index) if index >= 0 else None
         if last is None:
             return current.end_byte
         current = last
 
 
-def docstring_of(definition: Node, source: SourceText) -> str | None:
-    """The docstring exactly as ``ast.get_docstring`` returns it, or None."""
-    body = definition.child_by_field_name("body")
+def docstring_of(definition: Node, source: SourceText, body: Node | None = None) -> str | None:
+    """The docstring exactly as ``ast.get_docstring`` returns it, or None.
+
+    ``body`` is the definition's body when the caller already has it.
+    """
     if body is None:
-        return None
-    first = next((c for c in body.children if c.type not in TRAILING_EXTRAS), None)
+        body = definition.child_by_field_name("body")
+        if body is None:
+            return None
+    first = body.child(0) if body.child_count else None
+    while first is not None and first.type in TRAILING_EXTRAS:
+        first = first.next_sibling
     if first is None or first.type != "expression_statement":
         return None
-    text = source.text(first)
+    value = string_literal_value(source.text(first))
+    if value is None:
+        return None
+    if "\n" not in value:  # what inspect.cleandoc does to a single line
+        return value.expandtabs().lstrip()
+    return inspect.cleandoc(value)
+
+
+def string_literal_value(text: str) -> str | None:
+    """What ``ast.literal_eval(text)`` gives when that is a ``str``, else None.
+
+    A str literal (prefixes, implicit concatenation and parentheses included) is exactly
+    what ``ast.get_docstring`` accepts; bytes, numbers and tuples are not docstrings.
+    Most docstrings are read here without compiling them, and most other statements
+    are turned down by their first characters: only a quote, a string prefix, a
+    parenthesis (or space, a comment, a line continuation) can start a str expression.
+    """
+    start = 0
+    # A string prefix has two letters at most: a longer word starts a name, never a str.
+    while start < 3 and text[start : start + 1].isalpha():
+        start += 1
+    opener = text[start : start + 1]
+    if opener == '"' or opener == "'":
+        if text[:start] in PLAIN_PREFIXES:
+            value = _plain_body(text, start)
+            if value is not None:
+                return value
+    elif start or not (opener == "(" or opener.isspace() or opener in ("#", "\\")):
+        return None
     try:
         if "\\" in text:  # only escapes can warn (invalid escape sequence)
             with warnings.catch_warnings():
@@ -49,19 +111,50 @@ def docstring_of(definition: Node, source: SourceText) -> str | None:
         else:
             value = ast.literal_eval(text)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return None  # not a literal (a call, a name, an f-string, ...): no docstring
-    # A str literal (prefixes, implicit concatenation and parentheses included) is exactly
-    # what ast.get_docstring accepts; bytes, numbers and tuples are not docstrings.
-    return inspect.cleandoc(value) if isinstance(value, str) else None
+        return None  # not a literal (a call, an f-string, ...): no docstring
+    return value if isinstance(value, str) else None
 
 
-def signature_of(definition: Node, source: SourceText) -> str:
-    """The header from ``async``/``def``/``class`` through the ``:`` that opens the body."""
-    colon = next((c for c in definition.children if c.type == ":"), None)
+def _plain_body(text: str, start: int) -> str | None:
+    """The body of the literal opening at ``start`` when it is the literal's value, else None.
+
+    True when the literal is all of ``text`` and has no backslash (escapes), carriage
+    return (newline translation) or NUL: then there is nothing to evaluate.
+    """
+    if "\\" in text or "\r" in text or "\0" in text:
+        return None
+    quote = text[start : start + 3]
+    if quote != '"""' and quote != "'''":
+        quote = text[start]
+    end = len(text) - len(quote)
+    if end < start + len(quote) or not text.endswith(quote):
+        return None
+    value = text[start + len(quote) : end]
+    if len(quote) == 1:
+        # The body must not close the literal early, nor break its line.
+        return None if quote in value or "\n" in value else value
+    # A triple-quoted literal ends at the first triple quote after it opens.
+    return None if quote in value or value.endswith(quote[0]) else value
+
+
+def signature_of(definition: Node, source: SourceText, body: Node | None = None) -> str:
+    """The header from ``async``/``def``/``class`` through the ``:`` that opens the body.
+
+    ``body`` is the definition's body when the caller already has it.
+    """
+    if body is None:
+        body = definition.child_by_field_name("body")
+    if body is not None and not definition.has_error:
+        # Without errors the grammar has exactly one `:` child, before the body
+        # (comments may sit between): step back to it instead of listing every child.
+        colon = body.prev_sibling
+        while colon is not None and colon.type != ":":
+            colon = colon.prev_sibling
+    else:
+        colon = next((c for c in definition.children if c.type == ":"), None)
     if colon is not None:
         return source.span(definition.start_byte, colon.end_byte)
     # Broken header: keep what precedes the body, or the first line.
-    body = definition.child_by_field_name("body")
     if body is not None:
         return source.span(definition.start_byte, body.start_byte).rstrip()
     return source.text(definition).split("\n", 1)[0].rstrip()
@@ -95,18 +188,24 @@ class References:
 
     starts: list[int]
     names: list[str]
-    imports: list[str]
+    imports: dict[str, None]
+    """The file's imports, in order (a dict: units merge it into theirs at C speed)."""
 
     @classmethod
     def of(cls, nodes: list[Node], source: SourceText, imports: list[str]) -> References:
         """Index the name nodes (calls, attributes, decorators, base classes) of a file."""
-        ordered = sorted(nodes, key=lambda n: n.start_byte)
-        return cls([n.start_byte for n in ordered], [source.text(n) for n in ordered], imports)
+        starts = [node.start_byte for node in nodes]
+        if not all(map(le, starts, islice(starts, 1, None))):
+            # Captures of different patterns can interleave: a stable sort by position.
+            order = sorted(range(len(nodes)), key=starts.__getitem__)
+            nodes = [nodes[i] for i in order]
+            starts = [starts[i] for i in order]
+        return cls(starts, source.texts(nodes), dict.fromkeys(imports))
 
     def within(self, start_byte: int, end_byte: int) -> list[str]:
         """Distinct names used between two byte offsets, then the file's imports."""
         first = bisect_left(self.starts, start_byte)
         last = bisect_left(self.starts, end_byte)
         names = dict.fromkeys(self.names[first:last])
-        names.update(dict.fromkeys(self.imports))
+        names.update(self.imports)
         return list(names)

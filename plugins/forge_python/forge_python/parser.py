@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from functools import cache
+from typing import NamedTuple
 
 import tree_sitter_python
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
@@ -25,9 +26,10 @@ from forge_core.codeinfo import (
     is_test_path,
     leading_comment_block,
     looks_generated,
+    trusted_code_unit,
     walk,
 )
-from forge_core.contracts import CodeUnit, ParseResult, UnitKind, UnitQuality
+from forge_core.contracts import CodeUnit, ParseResult, UnitKind
 from forge_python.fields import (
     References,
     content_end,
@@ -123,8 +125,7 @@ def parse_tree(source: SourceText) -> Node:
 # --------------------------------------------------------------------------- discovery
 
 
-@dataclass(frozen=True)
-class Definition:
+class Definition(NamedTuple):
     """A definition that becomes a unit, before its fields are extracted."""
 
     node: Node
@@ -143,18 +144,23 @@ def find_definitions(root: Node, source: SourceText) -> list[Definition]:
     found: list[Definition] = []
     # (node, enclosing class names, enclosing class is test code); a stack, not recursion,
     # so pathological nesting in broken files cannot exhaust the interpreter's stack.
+    # Only named nodes can hold definitions: anonymous ones (``:``, ``else``) are skipped.
     stack: list[tuple[Node, tuple[str, ...], bool]] = [
-        (child, (), False) for child in reversed(root.children)
+        (child, (), False) for child in reversed(root.named_children)
     ]
     while stack:
         node, scope, in_test_class = stack.pop()
-        if node.type in COMPOUND_TYPES:
-            stack.extend((child, scope, in_test_class) for child in reversed(node.children))
+        node_type = node.type
+        if node_type in COMPOUND_TYPES:
+            stack.extend((child, scope, in_test_class) for child in reversed(node.named_children))
             continue
-        definition = (
-            node.child_by_field_name("definition") if node.type == "decorated_definition" else node
-        )
-        if definition is None or definition.type not in DEFINITION_TYPES:
+        if node_type == "decorated_definition":
+            definition = node.child_by_field_name("definition")
+            if definition is None or definition.type not in DEFINITION_TYPES:
+                continue
+        elif node_type in DEFINITION_TYPES:
+            definition = node
+        else:
             continue
         name_node = definition.child_by_field_name("name")
         if name_node is None:
@@ -185,40 +191,45 @@ class FileFacts:
 
 def build_unit(found: Definition, source: SourceText, facts: FileFacts) -> CodeUnit:
     """Extract every field of one unit."""
-    start_byte = found.node.start_byte
-    end_byte = content_end(found.node)
+    node, definition, name, scope = found.node, found.definition, found.name, found.scope
+    start_byte = node.start_byte
+    end_byte = content_end(node)
     start_row = source.row(start_byte)
     end_row = source.row(end_byte)
-    docstring = docstring_of(found.definition, source)
+    body = definition.child_by_field_name("body")
+    docstring = docstring_of(definition, source, body) if body is not None else None
     is_test = (
         facts.is_test
         or found.in_test_class
-        or found.name.startswith("test")
-        or (found.kind is UnitKind.CLASS and found.name.startswith("Test"))
+        or name.startswith("test")
+        or (found.kind is UnitKind.CLASS and name.startswith("Test"))
     )
-    return CodeUnit(
-        path=facts.path,
-        language=LANGUAGE_NAME,
-        kind=found.kind,
-        name=found.name,
-        qualified_name=".".join((*found.scope, found.name)),
-        signature=signature_of(found.definition, source),
-        docstring=docstring,
-        leading_comment=leading_comment_block(source.lines, start_row, COMMENT_PREFIXES),
-        source=source.span(start_byte, end_byte),
-        start_line=start_row + 1,
-        end_line=end_row + 1,
-        start_byte=start_byte,
-        end_byte=end_byte,
-        references=facts.references.within(start_byte, end_byte),
-        parent=".".join(found.scope) or None,
-        quality=UnitQuality(
-            lines=end_row - start_row + 1,
-            has_doc=bool(docstring and docstring.strip()),
-            is_test=is_test,
-            looks_generated=facts.generated,
-            has_syntax_error=flagged(found.node),
-        ),
+    # Every value below already has the contract's type: no need to validate it again.
+    return trusted_code_unit(
+        {
+            "path": facts.path,
+            "language": LANGUAGE_NAME,
+            "kind": found.kind,
+            "name": name,
+            "qualified_name": ".".join((*scope, name)) if scope else name,
+            "signature": signature_of(definition, source, body),
+            "docstring": docstring,
+            "leading_comment": leading_comment_block(source.lines, start_row, COMMENT_PREFIXES),
+            "source": source.span(start_byte, end_byte),
+            "start_line": start_row + 1,
+            "end_line": end_row + 1,
+            "start_byte": start_byte,
+            "end_byte": end_byte,
+            "references": facts.references.within(start_byte, end_byte),
+            "parent": ".".join(scope) or None,
+            "quality": {
+                "lines": end_row - start_row + 1,
+                "has_doc": bool(docstring and docstring.strip()),
+                "is_test": is_test,
+                "looks_generated": facts.generated,
+                "has_syntax_error": flagged(node),
+            },
+        }
     )
 
 
@@ -228,11 +239,14 @@ def parse_source(path: str, data: bytes) -> ParseResult:
     root = parse_tree(source)
     captures = QueryCursor(file_query()).captures(root)
     imports = file_imports(captures.get("import", []), source)
-    facts = FileFacts(
-        path=path,
-        references=References.of(captures.get("ref", []), source, imports),
-        is_test=is_test_path(path),
-        generated=looks_generated(source.full_text),
-    )
-    units = [build_unit(found, source, facts) for found in find_definitions(root, source)]
+    definitions = find_definitions(root, source)
+    units: list[CodeUnit] = []
+    if definitions:  # what only units need is computed only for files that have some
+        facts = FileFacts(
+            path=path,
+            references=References.of(captures.get("ref", []), source, imports),
+            is_test=is_test_path(path),
+            generated=looks_generated(source.full_text),
+        )
+        units = [build_unit(found, source, facts) for found in definitions]
     return ParseResult(units=units, imports=imports, has_syntax_error=flagged(root))

@@ -13,6 +13,7 @@ import tokenize
 from bisect import bisect_right
 from functools import cached_property
 from itertools import accumulate
+from operator import attrgetter
 
 from forge_core.codeinfo import SyntaxNode, node_text
 
@@ -21,6 +22,9 @@ __all__ = ["SourceText", "source_encoding"]
 
 def source_encoding(data: bytes) -> str:
     """The file's encoding per PEP 263 (BOM or coding cookie), or utf-8 when unusable."""
+    second_line_end = data.find(b"\n", data.find(b"\n") + 1)
+    if b"coding" not in data[: second_line_end if second_line_end >= 0 else len(data)]:
+        return "utf-8"  # no cookie in the two lines PEP 263 reads: utf-8 (a BOM says the same)
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
         name = codecs.lookup(encoding).name
@@ -32,22 +36,44 @@ def source_encoding(data: bytes) -> str:
     return name
 
 
+_start_end = attrgetter("start_byte", "end_byte")
+
+
 class SourceText:
-    """The raw bytes of a file, how to decode slices of them, and where lines start."""
+    """The raw bytes of a file, how to decode slices of them, and where lines start.
+
+    An ASCII file (most files) is decoded once: its byte offsets are also offsets in
+    the text, so slices of the text replace decoding each node's bytes.
+    """
 
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.encoding = source_encoding(data)
         self.has_bom = data.startswith(codecs.BOM_UTF8)
+        self.ascii = self.encoding == "utf-8" and data.isascii()
+        if self.ascii:
+            self.full_text = data.decode("ascii")
 
     def text(self, node: SyntaxNode) -> str:
         """The decoded text of ``node``."""
+        if self.ascii:
+            start, end = _start_end(node)
+            return self.full_text[start:end]
         if self.encoding == "utf-8":
             return node_text(node, self.data)
         return self.span(node.start_byte, node.end_byte)
 
+    def texts(self, nodes: list[SyntaxNode]) -> list[str]:
+        """The decoded texts of ``nodes``, in order."""
+        if self.ascii:
+            text = self.full_text
+            return [text[start:end] for start, end in map(_start_end, nodes)]
+        return [self.text(node) for node in nodes]
+
     def span(self, start: int, end: int) -> str:
         """The decoded text between two byte offsets (undecodable bytes replaced)."""
+        if self.ascii:
+            return self.full_text[start:end]
         return self.data[start:end].decode(self.encoding, errors="replace")
 
     @cached_property
@@ -63,7 +89,8 @@ class SourceText:
     @cached_property
     def line_starts(self) -> list[int]:
         """Byte offset where each 0-based row starts (plus one past the end)."""
-        return [0, *accumulate(len(line) + 1 for line in self.data.split(b"\n"))]
+        lengths_with_newline = map((1).__add__, map(len, self.data.split(b"\n")))
+        return list(accumulate(lengths_with_newline, initial=0))
 
     def row(self, offset: int) -> int:
         """The 0-based row that holds byte ``offset``."""
