@@ -1,6 +1,6 @@
 """The whole main job on a three-language fixture repository, ending in a real chat.
 
-mine → synth → validate → train (a tiny Llama built in the test) → eval → export Q8_0
+mine → synth → validate → train (the default base model, tinycoder) → eval → export Q8_0
 → llama.cpp deploy → the official `openai` client gets a chat completion from the served
 model, and the run's export fidelity gate passed.
 """
@@ -8,7 +8,6 @@ model, and the run's export fidelity gate passed.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,30 +17,30 @@ from forge_core.pipeline import Forge
 from forge_core.plugins import PluginRegistry
 from forge_core.runs import STAGES
 
-for module in ("forge_raft", "forge_torch", "forge_gguf", "forge_llamacpp", "openai"):
+for module in (
+    "forge_raft",
+    "forge_torch",
+    "forge_gguf",
+    "forge_llamacpp",
+    "forge_tinycoder",
+    "openai",
+):
     pytest.importorskip(module)
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins" / "forge_torch"))
 
 
 @pytest.mark.slow
 def test_repository_to_chat(sample_repo: Path, tmp_path: Path) -> None:
     import openai
-    from conftest import build_model  # tests/plugins/forge_torch/conftest.py
-
     from forge_llamacpp.server import stop_server
 
-    base = build_model(tmp_path / "tiny", "llama", hidden=128)
     settings = ForgeSettings.model_validate(
         {
             "runs_dir": str(tmp_path / "runs"),
             "train": {
-                "base_model": str(base),
                 "method": "lora",
                 "max_steps": 8,
                 "batch_size": 4,
                 "learning_rate": 1e-3,
-                "max_seq_len": 2048,
             },
             "eval": {"max_samples": 6, "max_new_tokens": 16, "gate": {"enabled": False}},
             "export": {"quantizations": ["Q8_0"]},

@@ -1,0 +1,1 @@
+"""forge-gguf: merge the adapter, write GGUF with Forge's own converter, quantise, check it."""

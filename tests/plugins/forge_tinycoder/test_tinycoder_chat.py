@@ -1,0 +1,79 @@
+"""The chat format: own special tokens, renders and parses back, the prompt is a prefix."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from forge_tinycoder.plugin import MODEL_DIR
+from forge_tinycoder.tokenizer import END_OF_TURN, ROLE_TOKENS, parse_chat
+
+transformers = pytest.importorskip("transformers")
+
+CONVERSATIONS = [
+    [
+        {"role": "user", "content": "What does `f` return?"},
+        {"role": "assistant", "content": "It returns 1.\n<ANSWER>: `1`"},
+    ],
+    [
+        {"role": "system", "content": "You answer questions about the code in the documents."},
+        {"role": "user", "content": "<DOCUMENT>\ndef f():\n    return 1\n</DOCUMENT>\n\nQ?"},
+        {"role": "assistant", "content": "##begin_quote##return 1##end_quote##\n<ANSWER>: 1"},
+    ],
+    [
+        {"role": "user", "content": "unicode é漢字🙂 and\n\nblank lines\n"},
+        {"role": "assistant", "content": ""},
+        {"role": "user", "content": "again"},
+        {"role": "assistant", "content": "  indented\n\tanswer  "},
+    ],
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return transformers.AutoTokenizer.from_pretrained(str(MODEL_DIR))
+
+
+def test_template_is_stored_in_tokenizer_config() -> None:
+    config = json.loads((MODEL_DIR / "tokenizer_config.json").read_text())
+    assert "<|assistant|>" in config["chat_template"]
+    assert config["eos_token"] == END_OF_TURN
+
+
+def test_special_tokens_are_single_tokens(tokenizer) -> None:
+    model_config = json.loads((MODEL_DIR / "config.json").read_text())
+    for token in [*ROLE_TOKENS.values(), END_OF_TURN]:
+        assert len(tokenizer(token, add_special_tokens=False)["input_ids"]) == 1
+    assert tokenizer.eos_token == END_OF_TURN
+    assert tokenizer.eos_token_id == model_config["eos_token_id"]
+
+
+@pytest.mark.parametrize("messages", CONVERSATIONS)
+def test_render_parses_back(tokenizer, messages: list[dict[str, str]]) -> None:
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    assert parse_chat(text) == messages
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert tokenizer.decode(ids) == text
+
+
+@pytest.mark.parametrize("messages", CONVERSATIONS)
+def test_prompt_is_a_prefix_of_the_full_rendering(tokenizer, messages) -> None:
+    full = tokenizer.apply_chat_template(messages, tokenize=False)
+    prompt = tokenizer.apply_chat_template(
+        messages[:-1], tokenize=False, add_generation_prompt=True
+    )
+    assert full.startswith(prompt)
+    assert prompt.endswith(ROLE_TOKENS["assistant"] + "\n")
+    assert parse_chat(prompt) == messages[:-1]
+
+
+def test_forge_torch_finds_the_answer(tokenizer) -> None:
+    data = pytest.importorskip("forge_torch.data")
+    example = data.tokenize_conversation(tokenizer, CONVERSATIONS[1])
+    answer = [t for t, label in zip(example.input_ids, example.labels, strict=True) if label >= 0]
+    assert tokenizer.decode(answer) == CONVERSATIONS[1][-1]["content"] + END_OF_TURN + "\n"
+
+
+def test_unknown_role_is_refused(tokenizer) -> None:
+    with pytest.raises(Exception, match="roles system, user and assistant"):
+        tokenizer.apply_chat_template([{"role": "tool", "content": "x"}], tokenize=False)
