@@ -6,7 +6,12 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" "$(dirname "${BASH_SOURCE[0]}")/../requirements/run.txt"
 cd "$ROOT"
 started=$(date +%s)
-forge run "$ROOT" "$@"
+# Sized for a 2-core CPU machine: a short fine-tune and a sampled evaluation.
+# Drop or change these to train longer (they are plain --set overrides).
+forge run "$ROOT" \
+    --set train.max_steps=100 --set train.batch_size=4 \
+    --set eval.max_samples=30 --set eval.max_new_tokens=96 \
+    "$@"
 echo
 echo "Q: What does Forge.run_all do?"
 forge chat -m "What does Forge.run_all do?" --max-tokens 120
