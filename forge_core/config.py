@@ -199,6 +199,17 @@ class ExportSettings(Section):
 
     exporter: str = Field(default="gguf", description="Plugin name providing `export`.")
     quantizations: list[str] = Field(default_factory=lambda: ["Q8_0"])
+    fidelity_positions: int = Field(default=256, gt=0, description="Logit positions compared.")
+    fidelity_file: str | None = Field(
+        default=None, description="Held-out text for the fidelity check; default the test split."
+    )
+    min_top1: dict[str, float] = Field(
+        default_factory=lambda: {"F16": 0.99, "Q8_0": 0.98},
+        description="Top-1 agreement gates per quantisation (others are reported only).",
+    )
+    pre_tokenizer: str | None = Field(default=None, description="Override the GGUF pre-tokenizer.")
+    threads: int | None = Field(default=None, gt=0, description="llama.cpp threads.")
+    model_name: str | None = Field(default=None, description="general.name in the GGUF.")
 
 
 class DeploySettings(Section):

@@ -393,11 +393,15 @@ class Forge:
 
         def work(folder: Path) -> StageWork:
             trained = self.trained()
+            settings = self.settings.section("export")
+            held_out = self.run.path / "validate" / "test.jsonl"
+            if settings.get("fidelity_file") is None and held_out.is_file():
+                settings["fidelity_file"] = str(held_out)
             request = ExportRequest(
                 base_model=trained.base_model,
                 adapter_dir=trained.adapter_dir,
                 output_dir=str(folder),
-                settings=self.settings.section("export"),
+                settings=settings,
             )
             result = ExportResult.model_validate(
                 self.registry.call("export", section.exporter, request)

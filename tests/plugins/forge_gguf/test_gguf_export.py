@@ -149,10 +149,10 @@ def test_k_quant_falls_back_on_narrow_rows(tiny_llama: Path, tmp_path: Path) -> 
         base_model=str(tiny_llama), output_dir=str(tmp_path), settings={"quantizations": ["Q4_K_M"]}
     )
     (artifact,) = export_model(request).artifacts
-    assert artifact.fidelity["fallback_tensors"] > 0
-    assert artifact.fidelity["f16_fallback_file"] == 0.0
+    assert artifact.fidelity["fallback_tensors"] > 0, artifact.fidelity
+    assert artifact.fidelity["f16_fallback_file"] == 0.0, artifact.fidelity
     types = {t.tensor_type for t in gguf.GGUFReader(artifact.path).tensors}
-    assert types & {gguf.GGMLQuantizationType.Q5_0, gguf.GGMLQuantizationType.Q8_0}
+    assert types & {gguf.GGMLQuantizationType.Q5_0, gguf.GGMLQuantizationType.Q8_0}, types
 
 
 def test_unknown_quantisation_is_an_error() -> None:
