@@ -10,6 +10,7 @@ main process).
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -198,6 +199,21 @@ def mine_files(
     on_file: Callable[[int], None] = lambda n: None,
 ) -> Iterator[FileOutcome]:
     """Mine every walked file, in the walk's order, sequentially or in processes."""
+    gc.disable()  # tens of thousands of long-lived units: collections only cost time here
+    try:
+        yield from _mine_files(walk, registry, workers=workers, cache=cache, on_file=on_file)
+    finally:
+        gc.enable()
+
+
+def _mine_files(
+    walk: WalkResult,
+    registry: PluginRegistry,
+    *,
+    workers: int,
+    cache: ParseCache,
+    on_file: Callable[[int], None],
+) -> Iterator[FileOutcome]:
     languages = sorted({source.language for source in walk.files})
     plugins = {language: registry.find("parse", language) for language in languages}
     versions = registry.versions()

@@ -1,0 +1,185 @@
+"""The parser's shortcuts give exactly what the slow, obvious way gives."""
+
+from __future__ import annotations
+
+import ast
+import random
+import warnings
+
+import pytest
+from forge_python.astref import ast_units, parser_units
+from forge_python.fields import TRAILING_EXTRAS, content_end, string_literal_value
+from forge_python.parser import find_definitions, parse_source, parse_tree
+from forge_python.source import SourceText, source_encoding
+from tree_sitter import Node
+
+from forge_core.contracts import CodeUnit
+
+SOURCE = '''\
+"""Module docstring."""
+import os
+from . import sibling
+
+
+@decorator
+class Outer(Base):
+    R"""Raw, with "quotes" inside."""
+
+    x = 1
+
+    @property
+    def value(self):
+        u'single line, unicode prefix  '
+        return os.path.join(self.x)  # trailing comment
+
+    def tabs(self):
+        """\tTab first.
+
+        \tTabbed body.
+        """
+
+    def implicit(self):
+        ("part one "
+         'part two')
+
+    def escaped(self):
+        "a\\tb"
+
+    def not_a_string(self):
+        name = "value"
+
+    def fstring(self):
+        f"{self}"
+
+    def empty(self):
+        """"""
+        # only a comment after
+
+
+def quotes_at_the_end():
+    """ends with a quote\\""""
+    pass
+
+
+class Bytes:
+    b"not a docstring"
+
+
+def crlf_free(x):
+    return sibling(x)  # comment
+    # and a dedented comment
+'''
+
+
+def _literal_eval_str(text: str) -> str | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _walked_end(node: Node) -> int:
+    """``content_end`` without its shortcut: step down the last children, skipping comments."""
+    current = node
+    while True:
+        last = next((c for c in reversed(current.children) if c.type not in TRAILING_EXTRAS), None)
+        if last is None:
+            return current.end_byte
+        current = last
+
+
+def test_units_agree_with_ast() -> None:
+    """Docstrings read without compiling them are still exactly ``ast.get_docstring``'s."""
+    data = SOURCE.encode()
+    assert parser_units(parse_source("pkg/mod.py", data)) == ast_units(data)
+    crlf = data.replace(b"\n", b"\r\n")
+    assert parser_units(parse_source("pkg/mod.py", crlf)) == ast_units(crlf)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"plain"',
+        "'plain'",
+        '"""triple"""',
+        "'''triple'''",
+        '""',
+        '""""""',
+        '""""quote first"""',
+        '"""quote last""""',
+        'r"raw"',
+        'u"unicode"',
+        'R"""raw triple"""',
+        'b"bytes"',
+        'f"{x}"',
+        'rb"x"',
+        '"a" "b"',
+        '("a")',
+        '("a" \n "b")',
+        '"a\\tb"',
+        '"a\rb"',
+        '"unterminated',
+        '"line\nbreak"',
+        "name = 'x'",
+        "abc",
+        "set()",
+        "1",
+        "not 'x'",
+        "'x' if y else 'z'",
+        '"x".strip()',
+    ],
+)
+def test_string_literal_value_is_literal_eval(text: str) -> None:
+    """Each shortcut agrees with ``ast.literal_eval`` on the texts that exercise it."""
+    assert string_literal_value(text) == _literal_eval_str(text)
+
+
+def test_string_literal_value_on_random_texts() -> None:
+    """Random concatenations of quote-ish pieces: the shortcut never disagrees."""
+    pieces = ['"', "'", '"""', "'''", "r", "u", "b", "f", "R", "x", "\\", "\\n", "\n", "\r"]
+    pieces += ["\0", " ", "(", ")", "+", "é", "\t", "#", "1", ",", "''", '""', "\\\n", "ur"]
+    rng = random.Random(7)
+    for _ in range(5000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 6)))
+        assert string_literal_value(text) == _literal_eval_str(text), repr(text)
+
+
+def test_content_end_shortcut_matches_the_walk() -> None:
+    """Units that end with code or with a trailing comment end where the walk says."""
+    source = SourceText(SOURCE.encode())
+    root = parse_tree(source)
+    definitions = find_definitions(root, source)
+    assert len(definitions) == 11
+    for found in definitions:
+        assert content_end(found.node) == _walked_end(found.node)
+
+
+def test_every_prefix_parses_into_units_equal_to_validated_ones() -> None:
+    """Broken files never raise, and units built without validation equal validated ones."""
+    data = SOURCE.encode()
+    fields = set(CodeUnit.model_fields) - {"id"}
+    for end in range(0, len(data) + 1, 3):
+        result = parse_source("pkg/mod.py", data[:end])
+        for unit in result.units:
+            assert CodeUnit.model_validate(unit.model_dump()) == unit
+            assert unit.model_fields_set == fields
+
+
+@pytest.mark.parametrize(
+    ("data", "encoding"),
+    [
+        (b"x = 1\n", "utf-8"),
+        (b"\xef\xbb\xbfx = 1\n", "utf-8"),
+        (b"# -*- coding: latin-1 -*-\nx = 1\n", "iso8859-1"),
+        (b"#!/usr/bin/env python\n# vim: set fileencoding=cp1252 :\n", "cp1252"),
+        (b"x = 1\ny = 2\n# coding: latin-1\n", "utf-8"),
+        (b"# coding: utf-16\n", "utf-8"),
+        (b"# coding: no-such-codec\n", "utf-8"),
+    ],
+)
+def test_source_encoding(data: bytes, encoding: str) -> None:
+    """A cookie counts in the first two lines only; unusable ones fall back to UTF-8."""
+    assert source_encoding(data) == encoding
