@@ -16,5 +16,9 @@ fi
 # llama.cpp is compiled by pip (llama-cpp-python): build it for portable x86-64 (AVX2)
 # rather than -march=native, whose AMX repacking crashes on some virtual machines.
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}"
+# pip's wheel cache ignores CMAKE_ARGS: never reuse a llama.cpp wheel built another way.
+if ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null; then
+    "${PIP[@]}" cache remove 'llama_cpp_python*' >/dev/null 2>&1 || true
+fi
 "${PIP[@]}" install -r "$1"
 export PATH="$VENV/bin:$PATH"
