@@ -203,7 +203,7 @@ def part_two(workdir: Path, steps: int) -> None:
         "max_steps": steps,
         "batch_size": 1,
         "max_seq_len": 1024,
-        "learning_rate": 2e-4,
+        "learning_rate": 1e-3,
         "warmup_ratio": 0.0,
     }
     lora = forge_run(model, train_file, workdir / "lora", method="lora", **common)
@@ -212,7 +212,7 @@ def part_two(workdir: Path, steps: int) -> None:
     target = sum(lora_losses[-5:]) / 5  # type: ignore[index]
     lora_steps = steps_to_reach(lora_losses, target)  # type: ignore[arg-type]
     pissa_steps = steps_to_reach(pissa_losses, target)  # type: ignore[arg-type]
-    print(f"\n2. PiSSA vs LoRA convergence, {steps} steps, lr 2e-4, rank 16")
+    print(f"\n2. PiSSA vs LoRA convergence, {steps} steps, lr 1e-3, rank 16")
     print(f"LoRA final loss (5-step mean): {target:.4f}; reached at step {lora_steps}")
     print(
         f"PiSSA reaches it at step {pissa_steps}; PiSSA final loss {sum(pissa_losses[-5:]) / 5:.4f}"
