@@ -8,14 +8,23 @@ cd "$ROOT"
 started=$(date +%s)
 # Sized for a 2-core CPU machine: a short fine-tune and a sampled evaluation.
 # Drop or change these to train longer (they are plain --set overrides).
+set +e
 forge run "$ROOT" \
     --set train.max_steps=100 --set train.batch_size=4 \
     --set eval.max_samples=30 --set eval.max_new_tokens=96 \
     "$@"
+set -e
+latest=$(ls -d "$ROOT"/runs/*/ | sort | tail -1)
+if [ ! -f "$latest/deploy/deployment.json" ] && [ -f "$latest/export/manifest.json" ]; then
+    echo
+    echo "The quality gate refused this fine-tuned model (reasons above), so it was not deployed."
+    echo "For this demonstration only, deploying it anyway (deploy.force=true):"
+    forge deploy --run-dir "$latest" --set deploy.force=true
+fi
 echo
 echo "Q: What does Forge.run_all do?"
-forge chat -m "What does Forge.run_all do?" --max-tokens 120
+forge chat --run-dir "$latest" -m "What does Forge.run_all do?" --max-tokens 120
 echo
-echo "forge run took $(( $(date +%s) - started ))s. The model is still being served:"
+echo "Done in $(( $(date +%s) - started ))s. The model is still being served:"
 echo "  forge chat                 # ask more"
 echo "  forge llamacpp stop        # stop the server"
