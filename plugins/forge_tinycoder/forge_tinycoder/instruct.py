@@ -156,15 +156,19 @@ def instruct(
     pad = tokenizer.pad_token_id
     epochs: dict[int, list[list[int]]] = {}
 
+    def rows_of(epoch: int) -> list[list[int]]:
+        """The packed rows of one epoch, computed once (packing is quadratic)."""
+        if epoch not in epochs:
+            epochs[epoch] = epoch_rows(train, capacity, True, seed, epoch)
+        return epochs[epoch]
+
     def rows_for(step: int) -> list[list[int]]:
         first = step * rows_per_batch
+        per_epoch = len(rows_of(0))
         chosen = []
         for index in range(first, first + rows_per_batch):
-            per_epoch = len(epochs.setdefault(0, epoch_rows(train, capacity, True, seed, 0)))
             epoch, offset = divmod(index, per_epoch)
-            if epoch not in epochs:
-                epochs[epoch] = epoch_rows(train, capacity, True, seed, epoch)
-            chosen.append(epochs[epoch][offset])
+            chosen.append(rows_of(epoch)[offset])
         return chosen
 
     def next_batch(step: int) -> Batch:

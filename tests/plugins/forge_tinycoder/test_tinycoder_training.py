@@ -210,3 +210,65 @@ def test_evaluation_measures_run_on_a_tiny_model() -> None:
         )
         raft = answer_questions(model, tokenizer, [example], count=5, seed=0)
         assert raft["count"] == 1 and raft["exact_match"] in (0.0, 1.0)
+
+
+def test_instruction_stage_trains_and_packs_each_epoch_once(tmp_path: Path, monkeypatch) -> None:
+    import forge_torch.data as torch_data
+    from forge_tinycoder.instruct import instruct
+    from forge_tinycoder.plugin import MODEL_DIR
+    from forge_tinycoder.presets import PRESETS
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from forge_core.contracts import ChatMessage, Example
+
+    packed: list[int] = []
+    original = torch_data.epoch_rows
+
+    def counting(examples: list, capacity: int, packing: bool, seed: int, epoch: int) -> list:
+        packed.append(epoch)
+        return original(examples, capacity, packing, seed, epoch)
+
+    monkeypatch.setattr(torch_data, "epoch_rows", counting)
+    tokenizer = AutoTokenizer.from_pretrained(str(MODEL_DIR))
+    examples = [
+        Example(
+            id=f"e{i}",
+            messages=[
+                ChatMessage(role="user", content=f"What does f{i} return? " * 20),
+                ChatMessage(role="assistant", content=f"It returns {i}.\n<ANSWER>: `{i}`"),
+            ],
+            question_type="purpose",
+            language="python",
+            path="a.py",
+            oracle_id=f"a.py::f{i}",
+            final_answer=f"`{i}`",
+        )
+        for i in range(12)
+    ]
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+    )
+    streams = {"python": np.random.default_rng(0).integers(0, 200, 5000).astype(np.uint16)}
+    summary = instruct(
+        LlamaForCausalLM(config),
+        tokenizer,
+        PRESETS["tiny"],
+        examples,
+        examples[:2],
+        streams,
+        tmp_path,
+        torch.device("cpu"),
+        budget_seconds=1e9,
+        max_steps=8,
+        seed=0,
+    )
+    assert summary["steps"] == 8 and summary["train_examples"] == 12
+    assert "valid_answer_loss" in summary["final"]
+    assert len(packed) == len(set(packed))  # each epoch is packed once
