@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 import time
@@ -247,7 +246,6 @@ def main() -> None:
         if 3 in args.part:
             sys.path.insert(0, str(Path(__file__).parent))
             part_three(workdir / "three", args.steps)
-    _ = math
 
 
 if __name__ == "__main__":
