@@ -171,7 +171,7 @@ def instruct(
             chosen.append(rows_of(epoch)[offset])
         return chosen
 
-    def next_batch(step: int) -> Batch:
+    def next_batch(step: int, progress: float) -> Batch:
         if step % PRETRAIN_EVERY == PRETRAIN_EVERY - 1:
             width = preset.seq_len + 1
             return {"windows": sample_batch(streams, preset.batch_rows, width, seed + 1, step)}

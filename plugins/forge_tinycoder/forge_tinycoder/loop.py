@@ -40,6 +40,8 @@ class StageConfig:
     eval_every_seconds: float = 300.0
     checkpoint_every_seconds: float = 300.0
     log_every_steps: int = 10
+    compile: bool = False
+    """Run the training loss through ``torch.compile`` (about 1.5x per step on CPU)."""
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
@@ -108,11 +110,15 @@ def run_stage(
     config: StageConfig,
     folder: Path,
     device: torch.device,
-    next_batch: Callable[[int], Batch],
+    next_batch: Callable[[int, float], Batch],
     loss_fn: Callable[[torch.nn.Module, Batch], tuple[torch.Tensor, int]],
     evaluate: Callable[[torch.nn.Module], dict[str, float]],
 ) -> dict[str, Any]:
-    """Train ``model`` for the stage's budget (resuming from its checkpoint); return a summary."""
+    """Train ``model`` for the stage's budget (resuming from its checkpoint); return a summary.
+
+    ``next_batch(step, progress)`` gives the batch of a step; ``progress`` is the share of
+    the budget spent before it, so a batch may change shape along the schedule.
+    """
     finished = stage_done(folder)
     if finished is not None:
         load_weights(model, folder)
@@ -137,6 +143,7 @@ def run_stage(
     log_path.write_text("".join(json.dumps(h) + "\n" for h in kept), encoding="utf-8")
     dtype = autocast_dtype(device)
     autocast = torch.autocast(device.type, dtype=dtype) if dtype else nullcontext()
+    train_loss = torch.compile(loss_fn, dynamic=False) if config.compile else loss_fn
 
     def progress() -> float:
         if config.max_steps:
@@ -165,9 +172,9 @@ def run_stage(
         lr = learning_rate(config, progress())
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = {k: v.to(device) for k, v in next_batch(step).items()}
+        batch = {k: v.to(device) for k, v in next_batch(step, progress()).items()}
         with autocast:
-            loss, counted = loss_fn(model, batch)
+            loss, counted = train_loss(model, batch)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -202,6 +209,7 @@ def run_stage(
     summary = {"stage": config.name, "steps": step, "tokens": tokens, "seconds": spent}
     summary["wall_seconds"] = wall
     summary["autocast"] = str(dtype).removeprefix("torch.") if dtype else "fp32"
+    summary["compiled"] = config.compile
     summary["config"] = asdict(config)
     summary["final"] = read_history(folder)[-1]
     (folder / "done.json").write_text(json.dumps(summary, indent=2) + "\n")

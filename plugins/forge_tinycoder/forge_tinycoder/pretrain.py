@@ -61,8 +61,19 @@ def pretrain(
     max_steps: int | None,
     seed: int,
 ) -> dict[str, Any]:
-    """Pretrain ``model`` on random windows of ``streams`` for the budget."""
+    """Pretrain ``model`` on random windows of ``streams`` for the budget.
+
+    With ``preset.short_seq_len``, the first ``preset.short_share`` of the schedule
+    draws shorter windows (more rows, the same tokens per step).
+    """
     width = preset.seq_len + 1
+
+    def next_batch(step: int, progress: float) -> dict[str, torch.Tensor]:
+        if preset.short_seq_len and progress < preset.short_share:
+            rows = preset.batch_rows * preset.seq_len // preset.short_seq_len
+            return {"windows": sample_batch(streams, rows, preset.short_seq_len + 1, seed, step)}
+        return {"windows": sample_batch(streams, preset.batch_rows, width, seed, step)}
+
     config = StageConfig(
         name="pretrain",
         peak_lr=preset.learning_rate,
@@ -70,13 +81,14 @@ def pretrain(
         max_steps=max_steps,
         eval_every_seconds=max(30.0, budget_seconds / 12),
         checkpoint_every_seconds=max(60.0, min(300.0, budget_seconds / 10)),
+        compile=preset.compile,
     )
     return run_stage(
         model,
         config,
         folder,
         device,
-        lambda step: {"windows": sample_batch(streams, preset.batch_rows, width, seed, step)},
+        next_batch,
         causal_loss,
         heldout_evaluator(heldout, width, device),
     )

@@ -118,7 +118,7 @@ def test_stage_resumes_from_its_checkpoint(tmp_path: Path) -> None:
 
     streams = {"python": np.random.default_rng(0).integers(0, 64, 4000).astype(np.uint16)}
 
-    def batch(step: int) -> dict:
+    def batch(step: int, progress: float) -> dict:
         return {"windows": sample_batch(streams, 2, 17, seed=0, step=step)}
 
     def run(steps: int) -> dict:
