@@ -121,6 +121,10 @@ def classify_content(data: bytes) -> str | None:
     return None
 
 
+def _entry_name(entry: os.DirEntry[str]) -> str:
+    return entry.name
+
+
 def walk_repository(
     repo: Path,
     languages: dict[str, LanguageSpec],
@@ -136,40 +140,49 @@ def walk_repository(
     root = repo.resolve()
     by_extension = extension_map(languages)
     result = WalkResult(root=root)
-    visited: set[Path] = set()
-    stack: list[tuple[Path, str, _Ignores]] = [(root, "", _Ignores(list(exclude or [])))]
+    visited: set[str] = set()
+    # (folder, its real path, path relative to the root, the ignore rules that apply).
+    # The real path of a folder reached without a symlink is its parent's plus its name:
+    # only symlinks need resolving, so loops are caught without a resolve per folder.
+    stack: list[tuple[str, str, str, _Ignores]] = [
+        (str(root), str(root), "", _Ignores(list(exclude or [])))
+    ]
     while stack:
-        folder, relative_dir, ignores = stack.pop()
-        real = folder.resolve()
+        folder, real, relative_dir, ignores = stack.pop()
         if real in visited:
             result.skip("symlink loop or repeated folder", relative_dir or ".")
             continue
         visited.add(real)
-        ignores = ignores.child(relative_dir, folder)
         try:
-            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+            with os.scandir(folder) as iterator:
+                entries = sorted(iterator, key=_entry_name)
         except OSError:
             result.skip("unreadable folder", relative_dir or ".")
             continue
-        subfolders: list[tuple[Path, str, _Ignores]] = []
+        if any(entry.name == ".gitignore" for entry in entries):
+            ignores = ignores.child(relative_dir, Path(folder))
+        prefix = real if real.endswith(os.sep) else real + os.sep
+        subfolders: list[tuple[str, str, str, _Ignores]] = []
         for entry in entries:
-            relative = f"{relative_dir}/{entry.name}" if relative_dir else entry.name
-            path = Path(entry.path)
+            name = entry.name
+            relative = f"{relative_dir}/{name}" if relative_dir else name
+            real_entry = prefix + name
             if entry.is_symlink():
-                target = path.resolve()
+                target = Path(entry.path).resolve()
                 if not target.exists():
                     result.skip("broken symlink", relative)
                     continue
                 if not target.is_relative_to(root):
                     result.skip("symlink outside the repository", relative)
                     continue
+                real_entry = str(target)
             if entry.is_dir():
-                if entry.name.startswith(".") or entry.name in SKIPPED_DIRS:
+                if name.startswith(".") or name in SKIPPED_DIRS:
                     continue
                 if not ignores.ignored(relative, is_dir=True):
-                    subfolders.append((path, relative, ignores))
+                    subfolders.append((entry.path, real_entry, relative, ignores))
                 continue
-            language = by_extension.get(os.path.splitext(entry.name)[1].lower())
+            language = by_extension.get(os.path.splitext(name)[1].lower())
             if language is None or not entry.is_file():
                 continue
             if ignores.ignored(relative, is_dir=False):
@@ -179,7 +192,7 @@ def walk_repository(
             if size > max_file_bytes:
                 result.skip(f"larger than {max_file_bytes} bytes (mine.max_file_bytes)", relative)
                 continue
-            result.files.append(SourceFile(path, relative, language, size))
+            result.files.append(SourceFile(Path(entry.path), relative, language, size))
         stack.extend(reversed(subfolders))
     result.files.sort(key=lambda source: source.relative)
     return result
