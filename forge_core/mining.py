@@ -34,6 +34,7 @@ __all__ = [
     "assign_unit_ids",
     "choose_workers",
     "mine_files",
+    "units_as_jsonl",
 ]
 
 #: Below this many bytes of source, worker start-up costs more than it saves.
@@ -84,6 +85,27 @@ class FileOutcome:
     skipped: str | None = None
     cached: bool = False
     has_syntax_error: bool = False
+    unit_lines: bytes | None = None
+    """The units as JSON lines, ids assigned, in place of ``units`` after :meth:`serialise`."""
+    unit_kinds: list[tuple[str, str]] = field(default_factory=list)
+    """(language, kind) of each unit in ``unit_lines``."""
+
+    def serialise(self) -> None:
+        """Turn ``units`` into ``unit_lines``: worker processes do it, so the main process
+        only writes bytes (pickling bytes back costs nothing next to pickling models)."""
+        self.unit_kinds = [(unit.language, unit.kind.value) for unit in self.units]
+        self.unit_lines = units_as_jsonl(self.units)
+        self.units = []
+
+    def kinds(self) -> list[tuple[str, str]]:
+        """(language, kind) of each unit of the file."""
+        if self.unit_lines is not None:
+            return self.unit_kinds
+        return [(unit.language, unit.kind.value) for unit in self.units]
+
+    def jsonl(self) -> bytes:
+        """The file's units as JSON lines, ids assigned."""
+        return self.unit_lines if self.unit_lines is not None else units_as_jsonl(self.units)
 
 
 @dataclass
@@ -109,12 +131,12 @@ class MiningReport:
             return
         self.files += 1
         self.bytes += outcome.size
-        self.units += len(outcome.units)
         self.cached_files += outcome.cached
         self.files_with_syntax_errors += outcome.has_syntax_error
-        for unit in outcome.units:
-            self.by_language[unit.language] += 1
-            self.by_kind[f"{unit.language}.{unit.kind.value}"] += 1
+        for language, kind in outcome.kinds():
+            self.units += 1
+            self.by_language[language] += 1
+            self.by_kind[f"{language}.{kind}"] += 1
 
     def as_json(self) -> dict[str, Any]:
         """The report's JSON shape."""
@@ -174,10 +196,13 @@ def _init_worker(disabled: list[str], cache_folder: str | None) -> None:
 def _mine_chunk(chunk: list[SourceFile], tags: dict[str, str]) -> list[FileOutcome]:
     registry: PluginRegistry = _WORKER["registry"]
     callers = {language: registry.caller("parse", language) for language in tags}
-    return [
-        mine_file(source, callers[source.language], tags[source.language], _WORKER["cache"])
-        for source in chunk
-    ]
+    outcomes = []
+    for source in chunk:
+        language = source.language
+        outcome = mine_file(source, callers[language], tags[language], _WORKER["cache"])
+        outcome.serialise()
+        outcomes.append(outcome)
+    return outcomes
 
 
 def choose_workers(requested: int, walk: WalkResult) -> int:
@@ -238,6 +263,16 @@ def _mine_files(
         for outcomes in pool.map(_mine_chunk, chunks, [tags] * len(chunks)):
             yield from outcomes
             on_file(len(outcomes))
+
+
+def units_as_jsonl(units: list[CodeUnit]) -> bytes:
+    """One file's units as JSON lines (``units.jsonl``), ids assigned.
+
+    Ids start with the file's path, so ids given file by file equal ids given to the
+    whole repository at once.
+    """
+    serialise = CodeUnit.__pydantic_serializer__.to_json
+    return b"".join([serialise(unit) + b"\n" for unit in assign_unit_ids(units)])
 
 
 def assign_unit_ids(units: Iterable[CodeUnit]) -> list[CodeUnit]:

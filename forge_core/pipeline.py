@@ -37,7 +37,13 @@ from forge_core.contracts import (
     TrainRequest,
     TrainResult,
 )
-from forge_core.files import read_jsonl, sha256_json, write_json_atomic, write_jsonl
+from forge_core.files import (
+    atomic_path,
+    read_jsonl,
+    sha256_json,
+    write_json_atomic,
+    write_jsonl,
+)
 from forge_core.plugins import PluginNotFound, PluginRegistry
 from forge_core.progress import Progress, SilentProgress
 from forge_core.runs import STAGES, RunDir, RunError, StageManifest
@@ -132,7 +138,6 @@ class Forge:
         from forge_core.mining import (
             MiningReport,
             ParseCache,
-            assign_unit_ids,
             choose_workers,
             mine_files,
         )
@@ -154,21 +159,21 @@ class Forge:
             for reason, count in walk.skipped.items():
                 report.skipped[reason] += count
                 report.skipped_examples.setdefault(reason, walk.examples[reason])
-            units: list[CodeUnit] = []
             self.progress.start("mining", len(walk.files))
-            for outcome in mine_files(
-                walk,
-                self.registry,
-                workers=report.workers,
-                cache=ParseCache(cache_dir if section.cache else None),
-                on_file=lambda n: self.progress.advance("mining", n),
-            ):
-                report.add(outcome)
-                units.extend(outcome.units)
+            # Units go to disk file by file, never all in memory at once.
+            with atomic_path(folder / "units.jsonl") as partial, open(partial, "wb") as handle:
+                for outcome in mine_files(
+                    walk,
+                    self.registry,
+                    workers=report.workers,
+                    cache=ParseCache(cache_dir if section.cache else None),
+                    on_file=lambda n: self.progress.advance("mining", n),
+                ):
+                    report.add(outcome)
+                    handle.write(outcome.jsonl())
             self.progress.finish("mining")
-            write_jsonl(folder / "units.jsonl", assign_unit_ids(units))
             write_json_atomic(folder / "report.json", report.as_json())
-            if not units:
+            if not report.units:
                 self.progress.warn(f"no code units found in {walk.root}; see mine/report.json")
             parsers = {self.registry.find("parse", lang) for lang in report.by_language}
             return StageWork(

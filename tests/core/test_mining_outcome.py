@@ -1,0 +1,41 @@
+"""Units serialised file by file (as worker processes do) equal the whole-run JSONL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from forge_core.files import write_jsonl
+from forge_core.mining import FileOutcome, MiningReport, assign_unit_ids, units_as_jsonl
+from tests.core.test_contracts import make_unit
+
+
+def file_units(path: str) -> list:
+    units = [make_unit().model_copy(update={"path": path}) for _ in range(3)]
+    units[2] = units[2].model_copy(update={"qualified_name": "Stack.pop", "name": "pop"})
+    return units
+
+
+def test_file_by_file_ids_and_lines_equal_the_whole_run(tmp_path: Path) -> None:
+    files = [file_units("a.py"), file_units("b.py")]
+    whole = tmp_path / "whole.jsonl"
+    write_jsonl(whole, assign_unit_ids([u.model_copy() for units in files for u in units]))
+    pieces = b"".join(units_as_jsonl([u.model_copy() for u in units]) for units in files)
+    assert pieces == whole.read_bytes()
+    ids = [json.loads(line)["id"] for line in pieces.splitlines()]
+    assert ids == [
+        "a.py::Stack.push", "a.py::Stack.push~2", "a.py::Stack.pop",
+        "b.py::Stack.push", "b.py::Stack.push~2", "b.py::Stack.pop",
+    ]  # fmt: skip
+
+
+def test_a_serialised_outcome_counts_as_the_units_did() -> None:
+    plain = FileOutcome("a.py", "python", 10, units=file_units("a.py"))
+    moved = FileOutcome("a.py", "python", 10, units=file_units("a.py"))
+    moved.serialise()
+    assert moved.units == [] and moved.unit_lines == plain.jsonl()
+    reports = [MiningReport(), MiningReport()]
+    reports[0].add(plain)
+    reports[1].add(moved)
+    assert reports[0].as_json() == reports[1].as_json()
+    assert reports[1].as_json()["units_by_kind"] == {"python.method": 3}
