@@ -15,11 +15,13 @@ Run: python bench/mining.py [--data-dir bench/.data] [--repeats 3]
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import shutil
 import subprocess
 import tarfile
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from forge_core.config import ForgeSettings
@@ -78,6 +80,27 @@ def bare_parse_seconds(files: list[tuple[Path, str]]) -> float:
     return time.perf_counter() - started
 
 
+def _parse_share(files: list[tuple[str, str]]) -> float:
+    """Worker side of :func:`bare_parse_parallel_seconds`: parse this share, return seconds."""
+    return bare_parse_seconds([(Path(path), language) for path, language in files])
+
+
+def bare_parse_parallel_seconds(files: list[tuple[Path, str]], workers: int) -> float:
+    """The bare parse split over ``workers`` warm processes: how far this machine scales.
+
+    Two vCPUs are not always two cores' worth of parsing (shared caches, memory
+    bandwidth, a busy host), so the 2-process goal is read against this.
+    """
+    named = [(str(path), language) for path, language in files]
+    shares = [named[i::workers] for i in range(workers)]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        list(pool.map(_parse_share, [share[:20] for share in shares]))  # start and warm them
+        started = time.perf_counter()
+        list(pool.map(_parse_share, shares))
+        return time.perf_counter() - started
+
+
 def forge_mine_seconds(repo: Path, workers: int) -> tuple[float, int]:
     """Wall time and unit count of the whole `mine` stage, parse cache off."""
     with tempfile.TemporaryDirectory() as scratch:
@@ -108,23 +131,29 @@ def main() -> None:
     print(f"corpus: {repo}: {len(files)} files, {megabytes:.1f} MB, by language {by_language}")
     bare_parse_seconds(files[:50])  # warm the page cache and the grammars
     # Interleaved repeats, best of each: a shared machine's speed drifts between runs.
-    bare, mined = float("inf"), {1: (float("inf"), 0), 2: (float("inf"), 0)}
+    bare, bare_two = float("inf"), float("inf")
+    mined = {1: (float("inf"), 0), 2: (float("inf"), 0)}
     for _ in range(args.repeats):
         bare = min(bare, bare_parse_seconds(files))
+        bare_two = min(bare_two, bare_parse_parallel_seconds(files, 2))
         for workers in mined:
             seconds, units = forge_mine_seconds(repo, workers)
             mined[workers] = min(mined[workers], (seconds, units))
-    rows = [("bare tree-sitter parse (bound)", bare, None)]
+    rows: list[tuple[str, float, int | None]] = [("bare tree-sitter parse (bound)", bare, None)]
+    rows.append(("bare parse, 2 warm processes", bare_two, None))
     for workers, (seconds, units) in mined.items():
         rows.append((f"forge mine, {workers} process{'es' if workers > 1 else ''}", seconds, units))
     print(f"best of {args.repeats} interleaved runs each")
     print(f"{'what':<36}{'seconds':>9}{'MB/s':>8}{'units/s':>10}{'vs bare':>9}")
-    for name, seconds, units in rows:
-        units_rate = f"{units / seconds:>10.0f}" if units else f"{'':>10}"
-        ratio = bare / seconds
-        print(f"{name:<36}{seconds:>9.2f}{megabytes / seconds:>8.2f}{units_rate}{ratio:>8.2f}x")
-    one, two = rows[1][1], rows[2][1]
-    print(f"2 processes vs 1: {one / two:.2f}x (goal: close to 2x)")
+    for name, elapsed, count in rows:
+        units_rate = f"{count / elapsed:>10.0f}" if count else f"{'':>10}"
+        ratio = bare / elapsed
+        print(f"{name:<36}{elapsed:>9.2f}{megabytes / elapsed:>8.2f}{units_rate}{ratio:>8.2f}x")
+    one, two = rows[2][1], rows[3][1]
+    print(
+        f"2 processes vs 1: {one / two:.2f}x (goal: close to 2x; "
+        f"this machine's bare parse scales {bare / bare_two:.2f}x on 2 processes)"
+    )
     print(f"1 process vs bare parse: {bare / one:.2f} (goal: at least 0.5)")
 
 

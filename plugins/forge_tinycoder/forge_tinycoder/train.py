@@ -36,6 +36,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--cache", type=Path, default=None, help="download cache folder")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--from-model",
+        type=Path,
+        default=None,
+        help="continue from this saved tinycoder (its weights and tokenizer): skip "
+        "pretraining and spend all of --minutes on the instruction stage",
+    )
     return parser.parse_args(argv)
 
 
@@ -143,6 +150,32 @@ def save_model(model: Any, tokenizer: Any, folder: Path, info: dict[str, Any]) -
     return folder
 
 
+def load_saved(folder: Path, preset: Preset) -> tuple[Any, Any, dict[str, Any]]:
+    """Tokenizer, fp32 model and ``training.json`` of a saved tinycoder folder.
+
+    The model's shape must be the preset's: the rest of the recipe (context, batch,
+    learning rate) is the preset's, so another shape would be a different recipe.
+    """
+    import torch
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    record = folder / "training.json"
+    if not record.is_file():
+        raise SystemExit(f"--from-model {folder}: no training.json there (not a tinycoder folder)")
+    info = json.loads(record.read_text("utf-8"))
+    saved = info.get("preset", {})
+    shape = ("hidden", "layers", "heads", "intermediate", "vocab")
+    mismatched = [k for k in shape if saved.get(k) != getattr(preset, k)]
+    if mismatched:
+        raise SystemExit(
+            f"--from-model {folder}: its {', '.join(mismatched)} differ from --size's preset; "
+            "pass the --size it was trained with"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    model = LlamaForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+    return tokenizer, model, info
+
+
 def hardware_name(device: Any) -> str:
     """The GPU's name, or the CPU's model name."""
     import torch
@@ -182,26 +215,37 @@ def main(argv: list[str] | None = None) -> int:
     corpus = build_corpus(args.cache)
     write_manifest(corpus, out / "corpus_manifest.json")
     print(f"[corpus] {json.dumps(corpus.manifest['languages'])}", flush=True)
-    tokenizer = build_tokenizer(corpus, preset, out / "tokenizer", args.seed)
+    source_info: dict[str, Any] | None = None
+    if args.from_model is not None:
+        tokenizer, model, source_info = load_saved(args.from_model, preset)
+    else:
+        tokenizer = build_tokenizer(corpus, preset, out / "tokenizer", args.seed)
     streams, heldout = build_streams(corpus, tokenizer, preset, out / "data", args.seed)
 
     torch.manual_seed(args.seed)
-    special = {"eos": tokenizer.eos_token_id, "pad": tokenizer.pad_token_id}
-    model = build_model(preset, special)
+    if source_info is None:
+        special = {"eos": tokenizer.eos_token_id, "pad": tokenizer.pad_token_id}
+        model = build_model(preset, special)
     params = sum(p.numel() for p in model.parameters())
     print(f"[model] {args.size}: {params:,} parameters on {device}", flush=True)
     budget = args.minutes * 60
-    pretrained = pretrain(
-        model,
-        preset,
-        streams,
-        heldout,
-        out / "pretrain",
-        device,
-        budget * (1 - preset.instruct_share),
-        args.pretrain_steps,
-        args.seed,
-    )
+    if source_info is None:
+        pretrained = pretrain(
+            model,
+            preset,
+            streams,
+            heldout,
+            out / "pretrain",
+            device,
+            budget * (1 - preset.instruct_share),
+            args.pretrain_steps,
+            args.seed,
+        )
+        instruct_budget = budget * preset.instruct_share
+    else:
+        pretrained = source_info["pretrain"]
+        instruct_budget = budget
+        print(f"[pretrain] skipped: continuing from {args.from_model}", flush=True)
     train_examples, heldout_examples = build_raft(corpus, preset, out / "raft", args.seed)
     instructed = instruct(
         model,
@@ -212,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         streams,
         out / "instruct",
         device,
-        budget * preset.instruct_share,
+        instruct_budget,
         args.instruct_steps,
         args.seed,
     )
@@ -231,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         "corpus": corpus.manifest,
         "command_seconds": time.time() - started,
     }
+    if source_info is not None:
+        # What the starting model was: its own record, kept whole.
+        info["continued_from"] = {k: v for k, v in source_info.items() if k != "corpus"}
     folder = save_model(model, tokenizer, out / "model", info)
     size = sum(p.stat().st_size for p in folder.iterdir())
     print(f"[done] {folder} ({size / 1e6:.1f} MB)", flush=True)

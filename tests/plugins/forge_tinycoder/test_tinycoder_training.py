@@ -272,3 +272,30 @@ def test_instruction_stage_trains_and_packs_each_epoch_once(tmp_path: Path, monk
     assert summary["steps"] == 8 and summary["train_examples"] == 12
     assert "valid_answer_loss" in summary["final"]
     assert len(packed) == len(set(packed))  # each epoch is packed once
+
+
+def test_from_model_loads_a_saved_tinycoder_and_refuses_another_shape(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from forge_tinycoder.plugin import MODEL_DIR
+    from forge_tinycoder.presets import PRESETS, build_model
+    from forge_tinycoder.train import load_saved, save_model
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(MODEL_DIR))
+    preset = replace(PRESETS["tiny"], vocab=len(tokenizer))
+    torch.manual_seed(0)
+    model = build_model(preset, {"eos": tokenizer.eos_token_id, "pad": tokenizer.pad_token_id})
+    info = {"preset": preset.as_json(), "pretrain": {"steps": 3, "tokens": 12}}
+    folder = save_model(model, tokenizer, tmp_path / "model", info)
+
+    _, loaded, record = load_saved(folder, preset)
+    assert record["pretrain"] == {"steps": 3, "tokens": 12}
+    assert next(loaded.parameters()).dtype == torch.float32  # trained on in full precision
+    saved = {k: v.to(torch.float32) for k, v in model.state_dict().items()}  # saved as bf16
+    for name, tensor in loaded.state_dict().items():
+        assert torch.equal(tensor, saved[name]), name
+    with pytest.raises(SystemExit, match="hidden.*pass the --size"):
+        load_saved(folder, replace(preset, hidden=preset.hidden * 2))
+    with pytest.raises(SystemExit, match="no training.json"):
+        load_saved(tmp_path, preset)
