@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from forge_gguf.convert import convert
 from forge_gguf.fidelity import FidelityChecker
 from forge_gguf.merge import merge_adapter

@@ -27,13 +27,13 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
-from forge_raft.retrieval import BM25Index, tokenize, unit_tokens
 
 from forge_core.config import ForgeSettings
 from forge_core.contracts import CodeUnit, Example, SynthesizeRequest, SynthesizeResult
 from forge_core.files import read_jsonl
 from forge_core.pipeline import Forge
 from forge_core.plugins import PluginRegistry
+from forge_raft.retrieval import BM25Index, tokenize, unit_tokens
 
 
 def mine(source: Path, cache: Path) -> list[CodeUnit]:

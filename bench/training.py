@@ -90,9 +90,8 @@ def tiny_model(workdir: Path, train_file: Path) -> Path:
 
 def forge_run(model: Path, train_file: Path, out: Path, **settings: object) -> dict[str, object]:
     """Train with forge_torch; return metrics and the loss curve."""
-    from forge_torch.trainer import train
-
     from forge_core.contracts import TrainRequest
+    from forge_torch.trainer import train
 
     base = {
         "method": "lora",
@@ -124,7 +123,6 @@ def forge_run(model: Path, train_file: Path, out: Path, **settings: object) -> d
 def hf_run(model: Path, train_file: Path, out: Path, batch: int, epochs: float) -> dict[str, float]:
     """Hugging Face Trainer + PEFT LoRA with the padding collator, on the same examples."""
     from datasets import Dataset
-    from forge_torch.data import read_messages, tokenize_conversation
     from peft import LoraConfig, get_peft_model
     from transformers import (
         AutoModelForCausalLM,
@@ -133,6 +131,8 @@ def hf_run(model: Path, train_file: Path, out: Path, batch: int, epochs: float) 
         Trainer,
         TrainingArguments,
     )
+
+    from forge_torch.data import read_messages, tokenize_conversation
 
     tokenizer = AutoTokenizer.from_pretrained(model)
     rows = [tokenize_conversation(tokenizer, m) for m in read_messages(train_file)]

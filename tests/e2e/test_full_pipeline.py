@@ -31,6 +31,7 @@ for module in (
 @pytest.mark.slow
 def test_repository_to_chat(sample_repo: Path, tmp_path: Path) -> None:
     import openai
+
     from forge_llamacpp.server import stop_server
 
     settings = ForgeSettings.model_validate(

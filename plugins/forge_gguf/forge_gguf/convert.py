@@ -22,6 +22,7 @@ from typing import Any
 
 import gguf
 import numpy as np
+
 from forge_gguf.tensors import (
     TensorPlan,
     UnsupportedModel,

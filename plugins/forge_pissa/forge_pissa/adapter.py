@@ -37,12 +37,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from forge_torch.model import Placement, bitsandbytes_config, load_base_model, pick_placement
 from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 from peft.tuners.lora import LoraLayer
 
 from forge_core.config import TrainSettings
 from forge_core.contracts import InitAdapterRequest, InitAdapterResult
+from forge_torch.model import Placement, bitsandbytes_config, load_base_model, pick_placement
 
 __all__ = [
     "INITIAL_ADAPTER_DIR",

@@ -1,8 +1,9 @@
 """Context documents: what the model reads before the question.
 
-Each document is one unit, headed by its path and qualified name::
+Each document is one unit, headed by its path, qualified name and line span (so an
+answer that says where the unit is can be read off the context, like every other fact)::
 
-    <DOCUMENT path="pkg/mod.py" name="Stack.push">
+    <DOCUMENT path="pkg/mod.py" name="Stack.push" lines="12-18">
     ...the unit's comments and source...
     </DOCUMENT>
 
@@ -35,7 +36,8 @@ class Document:
         path = self.unit.path.replace('"', "&quot;")
         name = self.unit.qualified_name.replace('"', "&quot;")
         body = f"{self.text}\n{TRUNCATED}" if self.truncated else self.text
-        return f'<DOCUMENT path="{path}" name="{name}">\n{body}\n</DOCUMENT>'
+        lines = f"{self.unit.start_line}-{self.unit.end_line}"
+        return f'<DOCUMENT path="{path}" name="{name}" lines="{lines}">\n{body}\n</DOCUMENT>'
 
 
 class Documents:

@@ -191,6 +191,7 @@ def answer_questions(
 ) -> dict[str, Any]:
     """Greedy answers to a sample of held-out RAFT questions (oracle in context): exact match."""
     import torch
+
     from forge_raft.answers import final_answer
 
     width = model.config.max_position_embeddings

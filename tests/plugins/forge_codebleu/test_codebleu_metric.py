@@ -6,12 +6,12 @@ import subprocess
 import sys
 
 import pytest
+
 from forge_codebleu import plugin
 from forge_codebleu.extract import extract_code, looks_like_prose
 from forge_codebleu.languages import parse
 from forge_codebleu.metric import evaluate_codebleu
 from forge_codebleu.score import code_bleu
-
 from forge_core.contracts import EvalSample, EvaluateRequest, EvaluateResult
 from forge_core.plugins import PluginRegistry
 

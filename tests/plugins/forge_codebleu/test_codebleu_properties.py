@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 import pytest
+
 from forge_codebleu.score import CodeBLEUScore, code_bleu, combine, parse_weights
 
 

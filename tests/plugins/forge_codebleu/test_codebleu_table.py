@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import sacrebleu
+
 from forge_codebleu.dataflow import dataflow_match
 from forge_codebleu.languages import code_language, parse
 from forge_codebleu.ngram import bleu, code_tokens, weighted_ngram_match

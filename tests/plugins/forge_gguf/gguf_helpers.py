@@ -161,6 +161,7 @@ def build_model(folder: Path, shape: str = "llama", seed: int = 0) -> Path:
 def fit(model: Any, tokenizer: Any, steps: int) -> None:
     """A few optimiser steps on code, so predictions are confident like a trained model's."""
     import torch
+
     from forge_gguf.fidelity import builtin_samples
 
     texts = [*CORPUS, *builtin_samples()["held_out_code"]]

@@ -10,6 +10,8 @@ import pytest
 gguf = pytest.importorskip("gguf")
 llama_cpp = pytest.importorskip("llama_cpp")
 
+from gguf_helpers import CHATML  # noqa: E402
+
 from forge_gguf.convert import convert  # noqa: E402
 from forge_gguf.tensors import (  # noqa: E402
     TensorPlan,
@@ -17,7 +19,6 @@ from forge_gguf.tensors import (  # noqa: E402
     architecture,
     permute_rotary,
 )
-from gguf_helpers import CHATML  # noqa: E402
 
 
 def field_value(reader: gguf.GGUFReader, key: str) -> object:

@@ -12,12 +12,12 @@ import pytest
 gguf = pytest.importorskip("gguf")
 pytest.importorskip("llama_cpp")
 
-from forge_gguf.export import export_model  # noqa: E402
-from forge_gguf.quantize import check_quantizations  # noqa: E402
 from gguf_helpers import build_model  # noqa: E402
 
 from forge_core.contracts import ExportRequest, ExportResult  # noqa: E402
 from forge_core.plugins import PluginRegistry  # noqa: E402
+from forge_gguf.export import export_model  # noqa: E402
+from forge_gguf.quantize import check_quantizations  # noqa: E402
 
 
 def run_export(registry: PluginRegistry, request: ExportRequest) -> ExportResult:

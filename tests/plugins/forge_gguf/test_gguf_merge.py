@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from forge_gguf.merge import merge_adapter, tokenizer_source
 from safetensors.torch import load_file
+
+from forge_gguf.merge import merge_adapter, tokenizer_source
 
 
 def test_merged_weights_equal_base_plus_adapter_delta(

@@ -10,6 +10,8 @@ import pytest
 gguf = pytest.importorskip("gguf")
 llama_cpp = pytest.importorskip("llama_cpp")
 
+from gguf_helpers import QWEN2_PATTERN  # noqa: E402
+
 from forge_gguf.convert import convert  # noqa: E402
 from forge_gguf.fidelity import check_tokenization, tokenization_texts  # noqa: E402
 from forge_gguf.vocab import (  # noqa: E402
@@ -17,7 +19,6 @@ from forge_gguf.vocab import (  # noqa: E402
     detect_pre_tokenizer,
     end_of_turn_token,
 )
-from gguf_helpers import QWEN2_PATTERN  # noqa: E402
 
 #: More texts than the packaged samples: edge cases of the pre-tokenizer regexes.
 EXTRA_TEXTS = [

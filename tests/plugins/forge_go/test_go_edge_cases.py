@@ -6,10 +6,10 @@ import random
 from pathlib import Path
 
 import pytest
-from forge_go.parser import parse_go
-from forge_go.references import assumed_package_name
 
 from forge_core.contracts import ParseRequest, ParseResult
+from forge_go.parser import parse_go
+from forge_go.references import assumed_package_name
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

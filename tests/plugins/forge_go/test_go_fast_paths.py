@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from forge_go.parser import DECLARATION_TYPES, go_parser, parse_go, top_level_nodes
-from forge_go.references import ReferringNodes, read_imports, unit_references
 
 from forge_core.contracts import CodeUnit, ParseRequest
+from forge_go.parser import DECLARATION_TYPES, go_parser, parse_go, top_level_nodes
+from forge_go.references import ReferringNodes, read_imports, unit_references
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NAMES = sorted(p.name for p in FIXTURES.iterdir())

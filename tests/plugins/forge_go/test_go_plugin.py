@@ -6,11 +6,10 @@ import subprocess
 import sys
 from importlib import metadata
 
-from forge_go import plugin
-from forge_go.parser import go_parser
-
 from forge_core.contracts import LanguageSpec, ParseRequest, ParseResult
 from forge_core.plugins import PluginRegistry
+from forge_go import plugin
+from forge_go.parser import go_parser
 
 SOURCE = b"package p\n\n// F does.\nfunc F() {}\n"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from forge_go.parser import parse_go
 
 from forge_core.contracts import CodeUnit, ParseRequest, ParseResult, UnitKind
+from forge_go.parser import parse_go
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FUNCTION, METHOD, TYPE = UnitKind.FUNCTION, UnitKind.METHOD, UnitKind.TYPE

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from forge_javascript.parser import parse_javascript
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from forge_javascript.parser import LANDMARKS, file_query, javascript_parser, parse_javascript
-from forge_javascript.references import FileReferences, scan_unit
-from forge_javascript.units import Landmarks, UnitFinder
 from tree_sitter import QueryCursor
 
 from forge_core.contracts import CodeUnit
+from forge_javascript.parser import LANDMARKS, file_query, javascript_parser, parse_javascript
+from forge_javascript.references import FileReferences, scan_unit
+from forge_javascript.units import Landmarks, UnitFinder
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NAMES = sorted(p.name for p in FIXTURES.iterdir())

@@ -6,10 +6,9 @@ import subprocess
 import sys
 from importlib.metadata import entry_points
 
-from forge_javascript import plugin
-
 from forge_core.contracts import LanguageSpec, ParseRequest, ParseResult
 from forge_core.plugins import PluginRegistry
+from forge_javascript import plugin
 
 
 def test_register_languages() -> None:

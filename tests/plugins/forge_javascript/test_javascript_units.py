@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from forge_javascript.parser import parse_javascript
 
 from forge_core.contracts import CodeUnit, ParseResult, UnitKind
+from forge_javascript.parser import parse_javascript
 
 FIXTURES = Path(__file__).parent / "fixtures"
 F, M, C = UnitKind.FUNCTION, UnitKind.METHOD, UnitKind.CLASS

@@ -26,9 +26,8 @@ def served(
     tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Path, DeployResult]]:
     """The tiny model served through the plugin for a whole test module; stopped after."""
-    from forge_llamacpp.server import stop_server
-
     from forge_core.plugins import PluginRegistry
+    from forge_llamacpp.server import stop_server
 
     run = tmp_path_factory.mktemp("runs") / "20250101-000000"
     request = deploy_request(tiny_gguf, run)

@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from llamacpp_gguf import write_tiny_gguf
+from llamacpp_helpers import deploy_request
+
+from forge_core.cli import main
 from forge_llamacpp.deploy import deploy_llamacpp
 from forge_llamacpp.server import (
     LlamaCppError,
@@ -17,10 +21,6 @@ from forge_llamacpp.server import (
     read_pid_file,
     stop_server,
 )
-from llamacpp_gguf import write_tiny_gguf
-from llamacpp_helpers import deploy_request
-
-from forge_core.cli import main
 
 
 def _alive(pid: int) -> bool:

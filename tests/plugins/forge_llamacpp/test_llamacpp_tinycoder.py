@@ -45,10 +45,10 @@ def registry() -> PluginRegistry:
 def test_tinycoder_is_served_and_answers(
     tinycoder_gguf: Path, registry: PluginRegistry, tmp_path: Path
 ) -> None:
-    from forge_llamacpp.server import stop_server
     from openai import OpenAI
 
     from forge_core.contracts import DeployResult
+    from forge_llamacpp.server import stop_server
 
     run = tmp_path / "run"
     raw = registry.call("deploy", "llamacpp", deploy_request(tinycoder_gguf, run))

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
-from forge_ollama.deploy import deploy_to_ollama
 
 from forge_core.cli import main
 from forge_core.contracts import DeployRequest, ExportArtifact
+from forge_ollama.deploy import deploy_to_ollama
 
 
 def _deploy(gguf: Path, folder: Path, name: str) -> None:

@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ollama_helpers import gguf_helper
+
+from forge_core.contracts import DeployRequest, DeployResult, ExportArtifact
 from forge_ollama.client import OllamaError, OllamaUnavailable, resolve_host
 from forge_ollama.deploy import deploy_to_ollama
 from forge_ollama.modelfile import model_name
 from forge_ollama.template import render_jinja
-from ollama_helpers import gguf_helper
-
-from forge_core.contracts import DeployRequest, DeployResult, ExportArtifact
 
 SYSTEM = "You answer questions about the repository from the documents given."
 

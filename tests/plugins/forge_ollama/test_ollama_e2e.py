@@ -7,10 +7,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from forge_ollama.client import Ollama, resolve_host
-from forge_ollama.deploy import deploy_to_ollama
 
 from forge_core.contracts import DeployRequest, ExportArtifact
+from forge_ollama.client import Ollama, resolve_host
+from forge_ollama.deploy import deploy_to_ollama
 
 
 def _ollama_version() -> str | None:

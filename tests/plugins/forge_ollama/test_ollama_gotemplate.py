@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from forge_ollama.gotemplate import GoTemplateError, ollama_prompt, render
 
 MESSAGES = [{"Role": "user", "Content": "hi"}, {"Role": "assistant", "Content": "yo"}]

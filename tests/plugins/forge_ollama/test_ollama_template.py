@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from forge_ollama.gotemplate import ollama_prompt
 from forge_ollama.template import (
     TemplateError,

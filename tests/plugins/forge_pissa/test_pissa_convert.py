@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from forge_pissa.adapter import convert_to_lora, init_pissa, save_residual_base
 from peft import PeftModel
 from pissa_helpers import (
     ALPHA,
@@ -21,6 +20,8 @@ from pissa_helpers import (
     train_a_few_steps,
 )
 from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from forge_pissa.adapter import convert_to_lora, init_pissa, save_residual_base
 
 
 def max_difference(left: dict[str, torch.Tensor], right: dict[str, torch.Tensor]) -> float:

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from forge_pissa import plugin
-from forge_pissa.adapter import INITIAL_ADAPTER_DIR, check_method, init_pissa
 from pissa_helpers import (
     RANK,
     adapter_delta,
@@ -23,6 +21,8 @@ from pydantic import ValidationError
 
 from forge_core.contracts import InitAdapterResult
 from forge_core.plugins import PluginRegistry
+from forge_pissa import plugin
+from forge_pissa.adapter import INITIAL_ADAPTER_DIR, check_method, init_pissa
 
 #: Linear layers per decoder layer (q, k, v, o, gate, up, down) × 2 layers; never lm_head.
 ADAPTED_LAYERS = 14

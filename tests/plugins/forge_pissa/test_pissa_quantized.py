@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from forge_pissa.adapter import RESIDUAL_BASE_DIR, convert_to_lora, init_pissa
-from forge_torch.model import QLoRAUnavailable
 from peft import PeftModel
 from pissa_helpers import (
     RANK,
@@ -23,6 +21,9 @@ from pissa_helpers import (
     train_a_few_steps,
 )
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+from forge_pissa.adapter import RESIDUAL_BASE_DIR, convert_to_lora, init_pissa
+from forge_torch.model import QLoRAUnavailable
 
 needs_cuda = pytest.mark.skipif(
     not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None,

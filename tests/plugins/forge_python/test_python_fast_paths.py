@@ -7,13 +7,13 @@ import random
 import warnings
 
 import pytest
+from tree_sitter import Node
+
+from forge_core.contracts import CodeUnit
 from forge_python.astref import ast_units, parser_units
 from forge_python.fields import TRAILING_EXTRAS, content_end, string_literal_value
 from forge_python.parser import find_definitions, parse_source, parse_tree
 from forge_python.source import SourceText, source_encoding
-from tree_sitter import Node
-
-from forge_core.contracts import CodeUnit
 
 SOURCE = '''\
 """Module docstring."""

@@ -6,11 +6,10 @@ import subprocess
 import sys
 from importlib import metadata
 
-from forge_python import plugin
-from forge_python.parser import get_parser
-
 from forge_core.contracts import LanguageSpec, ParseRequest, ParseResult
 from forge_core.plugins import PluginRegistry
+from forge_python import plugin
+from forge_python.parser import get_parser
 
 SOURCE = b'def f():\n    """Doc."""\n'
 SPEC = LanguageSpec(name="python", extensions=[".py", ".pyi"])

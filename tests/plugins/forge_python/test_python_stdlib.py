@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+
 from forge_python.astref import Comparison, ast_units, compare, parser_units, stdlib_files
 from forge_python.parser import parse_source
 

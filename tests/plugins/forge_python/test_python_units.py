@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import ast
 
+from forge_core.contracts import CodeUnit, UnitKind
 from forge_python.astref import ast_units, parser_units
 from forge_python.parser import parse_source
-
-from forge_core.contracts import CodeUnit, UnitKind
 
 FIXTURE = '''\
 """Module docstring."""

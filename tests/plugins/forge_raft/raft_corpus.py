@@ -12,12 +12,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from forge_raft.documents import TRUNCATED
-from forge_raft.synthesis import synthesize_examples
-
 from forge_core.contracts import CodeUnit, Example, ParseRequest, SynthesizeRequest
 from forge_core.mining import assign_unit_ids
 from forge_core.plugins import PluginRegistry
+from forge_raft.documents import TRUNCATED
+from forge_raft.synthesis import synthesize_examples
 
 HERE = Path(__file__).parent
 PLUGIN_TESTS = HERE.parent
@@ -33,7 +32,8 @@ LANGUAGES = {
 TEST_CODE = {"python/inventory/checks_stock.py": "python/tests/test_stock.py"}
 BROKEN_PYTHON = b'"""Broken."""\n\n\ndef fine():\n    return 1\n\n\ndef broken(:\n    return 2\n'
 DOCUMENT = re.compile(
-    r'<DOCUMENT path="(?P<path>[^"]*)" name="(?P<name>[^"]*)">\n(?P<body>.*?)\n</DOCUMENT>',
+    r'<DOCUMENT path="(?P<path>[^"]*)" name="(?P<name>[^"]*)" lines="(?P<lines>\d+-\d+)">\n'
+    r"(?P<body>.*?)\n</DOCUMENT>",
     re.DOTALL,
 )
 
@@ -82,6 +82,8 @@ class ShownDocument:
     path: str
     name: str
     body: str
+    lines: str = ""
+    """The header's line span, ``start-end``."""
 
 
 def documents_of(example: Example) -> list[ShownDocument]:
@@ -89,7 +91,7 @@ def documents_of(example: Example) -> list[ShownDocument]:
     shown = []
     for match in DOCUMENT.finditer(example.messages[1].content):
         body = match["body"].removesuffix(f"\n{TRUNCATED}")
-        shown.append(ShownDocument(match["path"], match["name"], body))
+        shown.append(ShownDocument(match["path"], match["name"], body, match["lines"]))
     return shown
 
 

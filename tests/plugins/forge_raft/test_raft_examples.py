@@ -11,11 +11,11 @@ import ast
 import re
 
 import pytest
-from forge_raft.answers import ANSWER_PREFIX, extract_quotes
-from forge_raft.questions import QUESTION_TYPES
 from raft_corpus import ShownDocument, documents_of, synthesize
 
 from forge_core.contracts import CodeUnit, Example, UnitKind
+from forge_raft.answers import ANSWER_PREFIX, extract_quotes
+from forge_raft.questions import QUESTION_TYPES
 
 ABSENT = "The provided context does not contain"
 
@@ -135,6 +135,8 @@ def check_final_answer(
     elif kind == "location":
         assert f"`{oracle.path}`" in final
         assert f"lines {oracle.start_line}-{oracle.end_line}" in final
+        # ... and the answer is read off the context: the oracle's header carries the span
+        assert oracle_doc.lines == f"{oracle.start_line}-{oracle.end_line}"
         assert f"`{oracle.qualified_name}`" in final
     elif kind == "calls":
         callees = backticked(final.split(" calls ", 1)[1])

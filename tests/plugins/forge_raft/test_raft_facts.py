@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from forge_raft.answers import extract_quotes
 from raft_corpus import documents_of, find, synthesize
 
 from forge_core.contracts import CodeUnit, Example
+from forge_raft.answers import extract_quotes
 
 STOCK = "python/inventory/stock.py"
 REPORT = "python/inventory/report.py"

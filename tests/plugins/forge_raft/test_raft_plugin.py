@@ -6,14 +6,14 @@ import json
 from collections import Counter
 
 import pytest
-from forge_raft import plugin
-from forge_raft.answers import load_templates
-from forge_raft.questions import QUESTION_TYPES
-from forge_raft.synthesis import synthesize_examples
 from raft_corpus import documents_of, synthesize
 
 from forge_core.contracts import CodeUnit, Example, SynthesizeRequest, SynthesizeResult
 from forge_core.plugins import PluginRegistry
+from forge_raft import plugin
+from forge_raft.answers import load_templates
+from forge_raft.questions import QUESTION_TYPES
+from forge_raft.synthesis import synthesize_examples
 
 
 def test_entry_point_provides_raft(units: list[CodeUnit]) -> None:

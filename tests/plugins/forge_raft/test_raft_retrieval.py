@@ -6,9 +6,9 @@ import random
 
 import numpy as np
 import pytest
-from forge_raft.retrieval import BM25Index, Distractors, split_identifier, tokenize, unit_tokens
 
 from forge_core.contracts import CodeUnit
+from forge_raft.retrieval import BM25Index, Distractors, split_identifier, tokenize, unit_tokens
 
 
 @pytest.mark.parametrize(

@@ -11,16 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from forge_core.config import TeacherSettings
+from forge_core.contracts import CodeUnit, SynthesizeRequest
 from forge_raft.answers import extract_quotes
 from forge_raft.documents import Documents
 from forge_raft.synthesis import synthesize_examples
 from forge_raft.teacher import Teacher, TeacherError, parse_pairs
 
-from forge_core.config import TeacherSettings
-from forge_core.contracts import CodeUnit, SynthesizeRequest
-
 DOCUMENT_BODY = re.compile(
-    r'<DOCUMENT path="[^"]*" name="(?P<name>[^"]*)">\n(?P<body>.*?)\n</DOCUMENT>', re.DOTALL
+    r'<DOCUMENT path="[^"]*" name="(?P<name>[^"]*)"[^>]*>\n(?P<body>.*?)\n</DOCUMENT>', re.DOTALL
 )
 
 

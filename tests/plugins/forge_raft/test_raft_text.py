@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 
 import pytest
+
+from forge_core.contracts import CodeUnit, UnitKind, UnitQuality
 from forge_raft.calls import code_view
 from forge_raft.code import (
     clean_documentation,
@@ -16,8 +18,6 @@ from forge_raft.code import (
     summary,
 )
 from forge_raft.signatures import Parameter, parse_signature, split_top_level
-
-from forge_core.contracts import CodeUnit, UnitKind, UnitQuality
 
 
 def make_unit(

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from fake_upstream import FakeUpstream
 from fastapi.testclient import TestClient
-from forge_server.app import create_app
-from forge_server.settings import ServerSettings
 from server_helpers import API_KEY, ServerProcess, kill_workers, make_repo, write_forge_toml
 from server_toy import TOY_SETTINGS
 
 from forge_core.config import ForgeSettings
+from forge_server.app import create_app
+from forge_server.settings import ServerSettings
 
 SAMPLE_REPO = Path(__file__).resolve().parents[2] / "fixtures" / "sample_repo"
 

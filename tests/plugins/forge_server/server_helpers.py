@@ -21,9 +21,10 @@ from typing import Any
 
 import httpx
 import tomli_w
+from server_toy import TOY_SETTINGS
+
 from forge_server.jobqueue import TERMINAL, JobStore
 from forge_server.supervisor import worker_alive
-from server_toy import TOY_SETTINGS
 
 HERE = Path(__file__).resolve().parent
 FORGE = Path(sys.executable).parent / "forge"

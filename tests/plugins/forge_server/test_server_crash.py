@@ -7,8 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from forge_server.supervisor import worker_alive
 from server_helpers import ServerProcess, crash_soak, kill_workers, wait_for
+
+from forge_server.supervisor import worker_alive
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,9 @@ import httpx
 import openai
 import pytest
 from fake_upstream import FakeUpstream
-from forge_server.supervisor import worker_alive
 from server_helpers import API_KEY, ServerProcess, wait_for
+
+from forge_server.supervisor import worker_alive
 
 pytestmark = pytest.mark.slow
 

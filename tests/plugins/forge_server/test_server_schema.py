@@ -13,8 +13,6 @@ from typing import Any
 
 import pytest
 import schemathesis
-from forge_server.app import create_app
-from forge_server.settings import ServerSettings
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
@@ -28,6 +26,8 @@ from server_helpers import API_KEY
 from server_toy import TOY_SETTINGS
 
 from forge_core.config import ForgeSettings
+from forge_server.app import create_app
+from forge_server.settings import ServerSettings
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 CHECKS = [

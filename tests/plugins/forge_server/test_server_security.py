@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from forge_server.security import APIKeyMiddleware
 from server_helpers import API_KEY, ServerProcess
+
+from forge_server.security import APIKeyMiddleware
 
 
 def test_healthz_needs_no_key_everything_else_does(client: TestClient) -> None:

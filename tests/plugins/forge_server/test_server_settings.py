@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from forge_server.jobspec import JobSpecError, resolve_settings, retrain_settings
-from forge_server.schemas import FineTuneRequest
-from forge_server.settings import ServerSettings, forge_environment, worker_environment
 from pydantic import ValidationError
 from server_toy import TOY_SETTINGS
 
 from forge_core.config import ForgeSettings
+from forge_server.jobspec import JobSpecError, resolve_settings, retrain_settings
+from forge_server.schemas import FineTuneRequest
+from forge_server.settings import ServerSettings, forge_environment, worker_environment
 
 
 def test_env_prefix_lists_and_secrets(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

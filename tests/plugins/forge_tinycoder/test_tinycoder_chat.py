@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from forge_tinycoder.plugin import MODEL_DIR
 from forge_tinycoder.tokenizer import END_OF_TURN, ROLE_TOKENS, parse_chat
 

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from forge_tinycoder.plugin import MODEL_DIR, NAME
 
 from forge_core.config import ForgeSettings
 from forge_core.pipeline import Forge
 from forge_core.plugins import PluginRegistry
+from forge_tinycoder.plugin import MODEL_DIR, NAME
 
 #: The size budget of the model folder kept in git.
 MAX_FOLDER_BYTES = 25 * 1024 * 1024

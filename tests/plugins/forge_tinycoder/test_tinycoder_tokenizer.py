@@ -6,6 +6,7 @@ import json
 import random
 
 import pytest
+
 from forge_tinycoder.corpus import locate
 from forge_tinycoder.plugin import MODEL_DIR
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from forge_tinycoder.corpus import is_heldout, is_minified, load_sources
 from forge_tinycoder.evaluate import cut_function, dedent, function_prompts, parses
 from forge_tinycoder.tokenizer import SPECIAL_TOKENS, parse_chat
@@ -171,11 +172,11 @@ def test_evaluation_measures_run_on_a_tiny_model() -> None:
     import argparse
     import math
 
-    from forge_tinycoder.evaluate import answer_questions, complete_functions, perplexity
-    from forge_tinycoder.plugin import MODEL_DIR
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from forge_core.contracts import ChatMessage, Example
+    from forge_tinycoder.evaluate import answer_questions, complete_functions, perplexity
+    from forge_tinycoder.plugin import MODEL_DIR
 
     tokenizer = AutoTokenizer.from_pretrained(str(MODEL_DIR))
     torch.manual_seed(0)
@@ -213,13 +214,13 @@ def test_evaluation_measures_run_on_a_tiny_model() -> None:
 
 
 def test_instruction_stage_trains_and_packs_each_epoch_once(tmp_path: Path, monkeypatch) -> None:
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
     import forge_torch.data as torch_data
+    from forge_core.contracts import ChatMessage, Example
     from forge_tinycoder.instruct import instruct
     from forge_tinycoder.plugin import MODEL_DIR
     from forge_tinycoder.presets import PRESETS
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from forge_core.contracts import ChatMessage, Example
 
     packed: list[int] = []
     original = torch_data.epoch_rows
@@ -277,10 +278,11 @@ def test_instruction_stage_trains_and_packs_each_epoch_once(tmp_path: Path, monk
 def test_from_model_loads_a_saved_tinycoder_and_refuses_another_shape(tmp_path: Path) -> None:
     from dataclasses import replace
 
+    from transformers import AutoTokenizer
+
     from forge_tinycoder.plugin import MODEL_DIR
     from forge_tinycoder.presets import PRESETS, build_model
     from forge_tinycoder.train import load_saved, save_model
-    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(MODEL_DIR))
     preset = replace(PRESETS["tiny"], vocab=len(tokenizer))
@@ -295,7 +297,7 @@ def test_from_model_loads_a_saved_tinycoder_and_refuses_another_shape(tmp_path: 
     saved = {k: v.to(torch.float32) for k, v in model.state_dict().items()}  # saved as bf16
     for name, tensor in loaded.state_dict().items():
         assert torch.equal(tensor, saved[name]), name
-    with pytest.raises(SystemExit, match="hidden.*pass the --size"):
+    with pytest.raises(SystemExit, match=r"hidden.*pass the --size"):
         load_saved(folder, replace(preset, hidden=preset.hidden * 2))
-    with pytest.raises(SystemExit, match="no training.json"):
+    with pytest.raises(SystemExit, match=r"no training\.json"):
         load_saved(tmp_path, preset)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from forge_torch.data import IGNORE_INDEX, TokenizedExample, collate, pack, tokenize_conversation
 from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from forge_torch.data import IGNORE_INDEX, TokenizedExample, collate, pack, tokenize_conversation
 
 MESSAGES = [
     {"role": "system", "content": "Answer from the documents."},

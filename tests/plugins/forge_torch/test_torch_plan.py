@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
+
 from forge_torch.plan import GIB, KNOWN_SHAPES, choose, estimate, shape_from_config
 from forge_torch.plan_cli import plan
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from forge_torch.model import QLoRAUnavailable
-from forge_torch.trainer import train
 
 from forge_core.contracts import TrainRequest
+from forge_torch.model import QLoRAUnavailable
+from forge_torch.trainer import train
 
 
 def request(model: Path, splits: tuple[Path, Path], out: Path, **settings: object) -> TrainRequest:
