@@ -18,21 +18,41 @@ from typing import Any
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
 
 
+def with_defaults(preset: dict[str, Any]) -> dict[str, Any]:
+    """A saved preset with the fields added since it was saved, at their defaults."""
+    from dataclasses import MISSING, fields
+
+    from forge_tinycoder.presets import Preset
+
+    defaults = {f.name: f.default for f in fields(Preset) if f.default is not MISSING}
+    return {**defaults, **preset}
+
+
 def card_context(run_dir: Path, model_dir: Path) -> dict[str, Any]:
     """Everything the template shows, from the run's files."""
     info = json.loads((model_dir / "training.json").read_text())
-    for stage in ("pretrain", "instruct"):
+    earlier = info.get("continued_from")
+    # A run made with --from-model has no pretraining of its own: that stage (and the
+    # first instruction stage) come from the starting model's own record.
+    stages = ("instruct",) if earlier else ("pretrain", "instruct")
+    for stage in stages:
         done = json.loads((run_dir / stage / "done.json").read_text())
         info[stage] = {**done, **info[stage]}
         info[stage].setdefault("wall_seconds", done.get("wall_seconds", done["seconds"]))
+    if earlier:
+        for stage in ("pretrain", "instruct"):
+            record = earlier[stage]
+            record.setdefault("wall_seconds", record["final"].get("wall", record["seconds"]))
+        info["pretrain"] = earlier["pretrain"]
     evaluation = json.loads((model_dir / "evaluation.json").read_text())
     files = [p for p in model_dir.iterdir() if p.is_file()]
-    budget = (
-        info["pretrain"]["config"]["budget_seconds"] + info["instruct"]["config"]["budget_seconds"]
-    )
+    budget = info["instruct"]["config"]["budget_seconds"]
+    if not earlier:
+        budget += info["pretrain"]["config"]["budget_seconds"]
     return {
         "info": info,
-        "preset": info["preset"],
+        # the recipe the card describes is the one the pretraining ran with
+        "preset": with_defaults(earlier["preset"] if earlier else info["preset"]),
         "config": json.loads((model_dir / "config.json").read_text()),
         "corpus": info["corpus"],
         "evaluation": evaluation,
@@ -43,6 +63,8 @@ def card_context(run_dir: Path, model_dir: Path) -> dict[str, Any]:
         "weights_bytes": (model_dir / "model.safetensors").stat().st_size,
         "folder_bytes": sum(p.stat().st_size for p in files),
         "minutes": f"{budget / 60:g}",
+        "earlier": earlier,
+        "curve": "loss_curve_continued.png" if earlier else "loss_curve.png",
     }
 
 
@@ -66,10 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = args.model or args.run_dir / "model"
     context = {**card_context(args.run_dir, model_dir), "notes": args.note}
     args.out.write_text(render_card(context), encoding="utf-8")
-    picture = args.out.parent / "loss_curve.png"
+    picture = args.out.parent / context["curve"]
     if picture.resolve() != (args.run_dir / "loss_curve.png").resolve():
         shutil.copyfile(args.run_dir / "loss_curve.png", picture)
-    print(f"written {args.out} and {args.out.parent / 'loss_curve.png'}")
+    print(f"written {args.out} and {picture}")
     return 0
 
 
