@@ -80,24 +80,18 @@ def bare_parse_seconds(files: list[tuple[Path, str]]) -> float:
     return time.perf_counter() - started
 
 
-def _parse_share(files: list[tuple[str, str]]) -> float:
-    """Worker side of :func:`bare_parse_parallel_seconds`: parse this share, return seconds."""
-    return bare_parse_seconds([(Path(path), language) for path, language in files])
-
-
 def bare_parse_parallel_seconds(files: list[tuple[Path, str]], workers: int) -> float:
     """The bare parse split over ``workers`` warm processes: how far this machine scales.
 
     Two vCPUs are not always two cores' worth of parsing (shared caches, memory
     bandwidth, a busy host), so the 2-process goal is read against this.
     """
-    named = [(str(path), language) for path, language in files]
-    shares = [named[i::workers] for i in range(workers)]
+    shares = [files[i::workers] for i in range(workers)]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        list(pool.map(_parse_share, [share[:20] for share in shares]))  # start and warm them
+        list(pool.map(bare_parse_seconds, [share[:20] for share in shares]))  # start, warm
         started = time.perf_counter()
-        list(pool.map(_parse_share, shares))
+        list(pool.map(bare_parse_seconds, shares))
         return time.perf_counter() - started
 
 

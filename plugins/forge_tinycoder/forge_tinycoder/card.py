@@ -40,9 +40,6 @@ def card_context(run_dir: Path, model_dir: Path) -> dict[str, Any]:
         info[stage] = {**done, **info[stage]}
         info[stage].setdefault("wall_seconds", done.get("wall_seconds", done["seconds"]))
     if earlier:
-        for stage in ("pretrain", "instruct"):
-            record = earlier[stage]
-            record.setdefault("wall_seconds", record["final"].get("wall", record["seconds"]))
         info["pretrain"] = earlier["pretrain"]
     evaluation = json.loads((model_dir / "evaluation.json").read_text())
     files = [p for p in model_dir.iterdir() if p.is_file()]

@@ -21,6 +21,9 @@ from typing import Any
 
 from forge_tinycoder.presets import PRESETS, Preset
 
+#: What training.json keeps of each stage's summary (older records lack ``autocast``).
+STAGE_RECORD = ("steps", "tokens", "seconds", "final", "autocast")
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line."""
@@ -269,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         "hardware": hardware_name(device),
         "threads": torch.get_num_threads(),
         "seed": args.seed,
-        "pretrain": {k: pretrained[k] for k in ("steps", "tokens", "seconds", "final")},
-        "instruct": {k: instructed[k] for k in ("steps", "tokens", "seconds", "final")},
+        "pretrain": {k: pretrained[k] for k in STAGE_RECORD if k in pretrained},
+        "instruct": {k: instructed[k] for k in STAGE_RECORD if k in instructed},
         "raft_examples": {"train": len(train_examples), "heldout": len(heldout_examples)},
         "corpus": corpus.manifest,
         "command_seconds": time.time() - started,
