@@ -109,8 +109,11 @@ def collect_identifiers(node: SyntaxNode, source: bytes, types: Iterable[str]) -
     return list(seen)
 
 
-def looks_generated(text: str) -> bool:
-    """True for files with a generated-code header or minified lines."""
+def looks_generated(text: str, lines: list[str] | None = None) -> bool:
+    """True for files with a generated-code header or minified lines.
+
+    ``lines`` is ``text.split("\\n")`` when the caller already has it.
+    """
     head = "\n".join(text[:4000].splitlines()[:10])
     if head.isascii():
         # The same test, without trying the pattern at every offset of the head.
@@ -119,7 +122,9 @@ def looks_generated(text: str) -> bool:
             return True
     elif GENERATED_MARKERS.search(head):
         return True
-    return len(text) > MINIFIED_LINE_CHARS and max(map(len, text.split("\n"))) > MINIFIED_LINE_CHARS
+    if len(text) <= MINIFIED_LINE_CHARS:
+        return False
+    return max(map(len, text.split("\n") if lines is None else lines)) > MINIFIED_LINE_CHARS
 
 
 def is_test_path(path: str) -> bool:

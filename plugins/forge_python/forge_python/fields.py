@@ -21,6 +21,7 @@ from forge_python.source import SourceText
 __all__ = [
     "References",
     "content_end",
+    "content_end_node",
     "docstring_of",
     "file_imports",
     "signature_of",
@@ -35,6 +36,15 @@ PLAIN_PREFIXES = frozenset({"", "u", "U", "r", "R"})
 
 def content_end(node: Node) -> int:
     """End byte of ``node`` without the comments tree-sitter leaves at the end of blocks."""
+    return content_end_node(node).end_byte
+
+
+def content_end_node(node: Node) -> Node:
+    """The node that ends where ``node``'s content ends: ``node`` itself, or its last
+    descendant before the comments tree-sitter leaves at the end of blocks.
+
+    Its ``end_byte`` is :func:`content_end`; its ``end_point`` the row that ends the unit.
+    """
     end = node.end_byte
     if end > node.start_byte:
         # Most units end with code: when the leaf holding the last byte is not a comment,
@@ -46,7 +56,7 @@ def content_end(node: Node) -> int:
             and last.end_byte == end
             and last.type not in TRAILING_EXTRAS
         ):
-            return end
+            return node
     current = node
     while True:
         # Step back from the last child (``children`` would build a list of every one).
@@ -56,7 +66,7 @@ def content_end(node: Node) -> int:
             index -= 1
             last = current.child(index) if index >= 0 else None
         if last is None:
-            return current.end_byte
+            return current
         current = last
 
 

@@ -32,7 +32,7 @@ from forge_core.codeinfo import (
 from forge_core.contracts import CodeUnit, ParseResult, UnitKind
 from forge_python.fields import (
     References,
-    content_end,
+    content_end_node,
     docstring_of,
     file_imports,
     signature_of,
@@ -40,7 +40,15 @@ from forge_python.fields import (
 from forge_python.repair import join_bracketed_lines
 from forge_python.source import SourceText
 
-__all__ = ["Definition", "find_definitions", "get_parser", "parse_source"]
+__all__ = [
+    "Definition",
+    "ParsedTree",
+    "find_definitions",
+    "get_parser",
+    "parse_file",
+    "parse_source",
+    "parse_tree",
+]
 
 LANGUAGE_NAME = "python"
 COMMENT_PREFIXES = ("#",)
@@ -109,17 +117,33 @@ def error_count(node: Node) -> int:
     return sum(1 for n in walk(node) if n.type == "ERROR" or n.is_missing)
 
 
-def parse_tree(source: SourceText) -> Node:
+class ParsedTree(NamedTuple):
+    """A file's syntax tree and whether it came from the repaired copy."""
+
+    root: Node
+    repaired: bool
+    """Parsed from :func:`join_bracketed_lines`' copy, whose rows are not the file's
+    (byte offsets are): rows are then counted in the file's own bytes."""
+
+
+def parse_file(source: SourceText) -> ParsedTree:
     """Parse with tree-sitter; on errors, retry on the copy that works around #256."""
     parser = get_parser()
     root = parser.parse(source.data).root_node
     if not root.has_error:
-        return root
+        return ParsedTree(root, repaired=False)
     repaired = join_bracketed_lines(source)
     if repaired is None:
-        return root
+        return ParsedTree(root, repaired=False)
     candidate = parser.parse(repaired).root_node
-    return candidate if error_count(candidate) < error_count(root) else root
+    if error_count(candidate) < error_count(root):
+        return ParsedTree(candidate, repaired=True)
+    return ParsedTree(root, repaired=False)
+
+
+def parse_tree(source: SourceText) -> Node:
+    """The root of :func:`parse_file`'s tree."""
+    return parse_file(source).root
 
 
 # --------------------------------------------------------------------------- discovery
@@ -187,15 +211,22 @@ class FileFacts:
     references: References
     is_test: bool
     generated: bool
+    tree_rows: bool
+    """The tree's rows are the file's (not parsed from the repaired copy)."""
 
 
 def build_unit(found: Definition, source: SourceText, facts: FileFacts) -> CodeUnit:
     """Extract every field of one unit."""
     node, definition, name, scope = found.node, found.definition, found.name, found.scope
     start_byte = node.start_byte
-    end_byte = content_end(node)
-    start_row = source.row(start_byte)
-    end_row = source.row(end_byte)
+    end_node = content_end_node(node)
+    end_byte = end_node.end_byte
+    if facts.tree_rows:  # tree-sitter already counted them
+        start_row = node.start_point.row
+        end_row = end_node.end_point.row
+    else:
+        start_row = source.row(start_byte)
+        end_row = source.row(end_byte)
     body = definition.child_by_field_name("body")
     docstring = docstring_of(definition, source, body) if body is not None else None
     is_test = (
@@ -236,7 +267,7 @@ def build_unit(found: Definition, source: SourceText, facts: FileFacts) -> CodeU
 def parse_source(path: str, data: bytes) -> ParseResult:
     """Parse one Python file (raw bytes) into its units and imports; never raises on bad code."""
     source = SourceText(data)
-    root = parse_tree(source)
+    root, repaired = parse_file(source)
     captures = QueryCursor(file_query()).captures(root)
     imports = file_imports(captures.get("import", []), source)
     definitions = find_definitions(root, source)
@@ -246,7 +277,8 @@ def parse_source(path: str, data: bytes) -> ParseResult:
             path=path,
             references=References.of(captures.get("ref", []), source, imports),
             is_test=is_test_path(path),
-            generated=looks_generated(source.full_text),
+            generated=looks_generated(source.full_text, source.lines),
+            tree_rows=not repaired,
         )
         units = [build_unit(found, source, facts) for found in definitions]
     return ParseResult(units=units, imports=imports, has_syntax_error=flagged(root))
