@@ -3,20 +3,18 @@
 Each file is read once: its content is checked (binary, UTF-8), hashed, and
 looked up in a content-addressed parse cache keyed by (parser plugin and
 version, path, content hash), so re-mining an unchanged file costs a read and
-a hash. Large repositories are parsed in spawned worker processes, each with
-its own plugin registry (plugins registered in-process only are parsed in the
-main process).
+a hash. Large repositories are parsed by several processes: this one and
+spawned helpers, each helper with its own plugin registry (plugins registered
+in-process only are parsed in this process alone).
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
-import multiprocessing
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from pydantic import BaseModel
 
 from forge_core.contracts import CodeUnit, ParseRequest, ParseResult
 from forge_core.files import write_text_atomic
+from forge_core.mining_helpers import mine_shared
 from forge_core.plugins import PluginRegistry
 from forge_core.walk import RepositoryError, SourceFile, WalkResult, classify_content
 
@@ -136,10 +135,11 @@ class MiningReport:
         self.bytes += outcome.size
         self.cached_files += outcome.cached
         self.files_with_syntax_errors += outcome.has_syntax_error
-        for language, kind in outcome.kinds():
-            self.units += 1
-            self.by_language[language] += 1
-            self.by_kind[f"{language}.{kind}"] += 1
+        kinds = outcome.kinds()
+        self.units += len(kinds)
+        if kinds:
+            self.by_language.update(language for language, _ in kinds)
+            self.by_kind.update(f"{language}.{kind}" for language, kind in kinds)
 
     def as_json(self) -> dict[str, Any]:
         """The report's JSON shape."""
@@ -173,39 +173,19 @@ def mine_file(
     outcome.skipped = classify_content(data)
     if outcome.skipped:
         return outcome
-    key = ParseCache.key(parser_tag, source.relative, hashlib.sha256(data).hexdigest())
-    result = cache.get(key)
+    key = None
+    if cache.folder is not None:  # no cache, no need for the content hash
+        key = ParseCache.key(parser_tag, source.relative, hashlib.sha256(data).hexdigest())
+    result = cache.get(key) if key else None
     outcome.cached = result is not None
     if result is None:
         request = ParseRequest(path=source.relative, language=source.language, source=data)
         result = ParseResult.model_validate(parse(request))
-        cache.put(key, result)
+        if key:
+            cache.put(key, result)
     outcome.units = result.units
     outcome.has_syntax_error = result.has_syntax_error
     return outcome
-
-
-# --------------------------------------------------------------------------- workers
-
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(disabled: list[str], cache_folder: str | None) -> None:
-    """Build the worker's own registry (spawned processes share nothing)."""
-    _WORKER["registry"] = PluginRegistry(disabled=disabled)
-    _WORKER["cache"] = ParseCache(Path(cache_folder) if cache_folder else None)
-
-
-def _mine_chunk(chunk: list[SourceFile], tags: dict[str, str]) -> list[FileOutcome]:
-    registry: PluginRegistry = _WORKER["registry"]
-    callers = {language: registry.caller("parse", language) for language in tags}
-    outcomes = []
-    for source in chunk:
-        language = source.language
-        outcome = mine_file(source, callers[language], tags[language], _WORKER["cache"])
-        outcome.serialise()
-        outcomes.append(outcome)
-    return outcomes
 
 
 def choose_workers(requested: int, walk: WalkResult) -> int:
@@ -255,17 +235,22 @@ def _mine_files(
         return
     size = max(1, min(CHUNK_FILES, len(walk.files) // (workers * 4)))
     chunks = [walk.files[i : i + size] for i in range(0, len(walk.files), size)]
-    context = multiprocessing.get_context("spawn")
-    cache_folder = str(cache.folder) if cache.folder else None
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=context,
-        initializer=_init_worker,
-        initargs=(sorted(registry.disabled), cache_folder),
-    ) as pool:
-        for outcomes in pool.map(_mine_chunk, chunks, [tags] * len(chunks)):
-            yield from outcomes
-            on_file(len(outcomes))
+    callers = {language: registry.caller("parse", language) for language in languages}
+
+    def mine_here(source: SourceFile) -> FileOutcome:
+        return mine_file(source, callers[source.language], tags[source.language], cache)
+
+    # ``workers`` processes in all: this one and ``workers - 1`` helpers.
+    for outcomes in mine_shared(
+        chunks,
+        tags,
+        mine_here,
+        helpers=workers - 1,
+        disabled=sorted(registry.disabled),
+        cache_folder=str(cache.folder) if cache.folder else None,
+    ):
+        yield from outcomes
+        on_file(len(outcomes))
 
 
 def units_as_jsonl(units: list[CodeUnit]) -> bytes:

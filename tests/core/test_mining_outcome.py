@@ -6,7 +6,13 @@ import json
 from pathlib import Path
 
 from forge_core.files import write_jsonl
-from forge_core.mining import FileOutcome, MiningReport, assign_unit_ids, units_as_jsonl
+from forge_core.mining import (
+    FileOutcome,
+    MiningReport,
+    assign_unit_ids,
+    unit_json_line,
+    units_as_jsonl,
+)
 from tests.core.test_contracts import make_unit
 
 
@@ -39,3 +45,12 @@ def test_a_serialised_outcome_counts_as_the_units_did() -> None:
     reports[1].add(moved)
     assert reports[0].as_json() == reports[1].as_json()
     assert reports[1].as_json()["units_by_kind"] == {"python.method": 3}
+
+
+def test_orjson_lines_are_pydantics_json_byte_for_byte() -> None:
+    awkward = 'é ü 漢字 🚀 \u2028 \x00 \x1f "quoted" back\\slash \t\n end'
+    unit = make_unit().model_copy(
+        update={"docstring": awkward, "leading_comment": None, "references": ["a", awkward]}
+    )
+    assert unit_json_line(unit) == unit.model_dump_json().encode() + b"\n"
+    assert json.loads(unit_json_line(unit))["docstring"] == awkward

@@ -103,13 +103,14 @@ def parse_javascript(path: str, source: bytes) -> ParseResult:
         return ParseResult(units=[], imports=imports, has_syntax_error=root.has_error)
     # ``utf-8-sig``: a byte order mark must not hide a comment on the first line.
     text = source.decode("utf-8-sig", errors="replace")
+    lines = text.split("\n")
     facts = FileFacts(
         path=path,
         source=source,
-        lines=text.split("\n"),
+        lines=lines,
         imports=imports,
         is_test=is_test_path(path),
-        generated=looks_generated(text),
+        generated=looks_generated(text, lines),
     )
     units = [build_unit(unit, names, facts) for unit, (names, _) in zip(found, scans, strict=True)]
     return ParseResult(units=units, imports=imports, has_syntax_error=root.has_error)

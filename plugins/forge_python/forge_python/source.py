@@ -68,6 +68,10 @@ class SourceText:
         if self.ascii:
             text = self.full_text
             return [text[start:end] for start, end in map(_start_end, nodes)]
+        if self.encoding == "utf-8":
+            data = self.data
+            spans = map(_start_end, nodes)
+            return [data[start:end].decode("utf-8", "replace") for start, end in spans]
         return [self.text(node) for node in nodes]
 
     def span(self, start: int, end: int) -> str:
