@@ -5,7 +5,7 @@ Corpora (fetched once into bench/.data/, which git ignores):
   npm packages              npm pack <pkg>
   Go libraries from Debian  apt-get download golang-github-…-dev && dpkg -x
 
-For the same files, it prints MB/s and units/s of `forge mine` (1 and 2 worker
+For the same files, it prints MB/s and units/s of `forge mine` (1 and 2
 processes, parse cache off) against the bound of this design: reading each file
 and parsing it with tree-sitter, nothing else, on one process.
 

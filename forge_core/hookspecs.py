@@ -85,7 +85,7 @@ def parse(request: ParseRequest) -> ParseResult | None:
     """Turn one source file into whole code units.
 
     When: the ``mine`` stage, once per file, on the plugin that registered the
-    file's language (``register_languages``); possibly in a worker process.
+    file's language (``register_languages``); possibly in a spawned helper process.
     Arguments: ``request`` (:class:`~forge_core.contracts.ParseRequest`): the
     repository-relative path, the language name and the raw bytes.
     Result: :class:`~forge_core.contracts.ParseResult` with whole units (never a

@@ -93,7 +93,7 @@ class FileOutcome:
     """(language, kind) of each unit in ``unit_lines``."""
 
     def serialise(self) -> None:
-        """Turn ``units`` into ``unit_lines``: worker processes do it, so the main process
+        """Turn ``units`` into ``unit_lines``: helper processes do it, so the main process
         only writes bytes (pickling bytes back costs nothing next to pickling models)."""
         self.unit_kinds = [(unit.language, unit.kind.value) for unit in self.units]
         self.unit_lines = units_as_jsonl(self.units)

@@ -1,4 +1,4 @@
-"""Units serialised file by file (as worker processes do) equal the whole-run JSONL."""
+"""Units serialised file by file (as helper processes do) equal the whole-run JSONL."""
 
 from __future__ import annotations
 
