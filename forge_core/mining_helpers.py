@@ -16,6 +16,7 @@ import contextlib
 import gc
 import multiprocessing
 import pickle
+import signal
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -57,12 +58,17 @@ def _helper_main(conn: Connection, disabled: list[str], cache_folder: str | None
     from forge_core.mining import ParseCache, mine_file
     from forge_core.plugins import PluginRegistry
 
+    # Ctrl-C is the main process's to handle: it stops the helpers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.disable()  # as in the main process: long-lived units, collections only cost time
     registry = PluginRegistry(disabled=disabled)
     cache = ParseCache(Path(cache_folder) if cache_folder else None)
     callers: dict[str, Callable[..., Any]] = {}
     while True:
-        message = conn.recv()
+        try:
+            message = conn.recv()
+        except EOFError:  # the main process is gone: nobody to mine for
+            return
         if message is None:
             return
         index, chunk, tags = message

@@ -94,3 +94,23 @@ def test_stopping_early_stops_the_helpers(tmp_path: Path) -> None:
     assert first[0].relative == files[0].relative
     shared.close()  # what a consumer that raises does
     assert multiprocessing.active_children() == []
+
+
+def test_an_error_in_a_helper_is_raised_here(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    files = python_repo(repo, 30)
+    not_a_folder = tmp_path / "cache-is-a-file"
+    not_a_folder.write_text("")
+    # The helper's cache cannot be written (its folder is a file): its OSError comes here.
+    shared = mine_shared(
+        chunked(files, 2),
+        TAGS,
+        here(delay=0.05),
+        helpers=1,
+        disabled=[],
+        cache_folder=str(not_a_folder),
+    )
+    with pytest.raises(OSError):
+        list(shared)
+    assert multiprocessing.active_children() == []
