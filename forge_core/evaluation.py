@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from forge_core.config import EvalSettings, GateSettings
@@ -14,8 +15,11 @@ from forge_core.contracts import (
     EvaluateRequest,
     EvaluateResult,
     Example,
+    TrainResult,
 )
+from forge_core.files import read_jsonl
 from forge_core.plugins import PluginRegistry
+from forge_core.progress import Progress
 
 
 @dataclass
@@ -147,3 +151,62 @@ def apply_gate(
     if rate is not None and rate > gate.max_hallucination_rate:
         reasons.append(f"hallucination rate {rate:.2%} is above {gate.max_hallucination_rate:.0%}")
     return GateVerdict(not reasons, reasons or ["no metric regressed beyond the tolerance"])
+
+
+def evaluate_run(
+    registry: PluginRegistry,
+    section: EvalSettings,
+    run_path: Path,
+    trained: TrainResult,
+    progress: Progress,
+) -> tuple[dict[str, Any], Path]:
+    """The ``eval`` stage on one run: both models, every metric, the gate, the report.
+
+    Returns the ``metrics.json`` document (metrics per model, the gate's verdict,
+    each metric's details) and the path of the HTML report it wrote.
+    """
+    from forge_core.builtin.metrics import repository_symbols
+    from forge_core.report import write_report
+
+    examples = read_jsonl(run_path / "validate" / "test.jsonl", Example)
+    examples = examples[: section.max_samples] if section.max_samples else examples
+    units = read_jsonl(run_path / "mine" / "units.jsonl", CodeUnit)
+    symbols = repository_symbols(units)
+    test_files = {e.path for e in examples}
+    held_out = [u for u in units if u.path in test_files][: section.max_samples or 64]
+    results: dict[str, dict[str, EvaluateResult]] = {}
+    samples: dict[str, list[EvalSample]] = {}
+    progress.start("evaluating", 2 * len(examples))
+    for label, adapter in (("base", None), ("fine_tuned", trained.adapter_dir)):
+        code = code_samples(held_out)
+        samples[label] = run_model(
+            registry,
+            section,
+            trained.base_model,
+            adapter,
+            examples,
+            lambda n: progress.advance("evaluating", n),
+            held_out_code=code,
+        )
+        results[label] = compute_metrics(registry, section, samples[label], symbols)
+        if code and "perplexity" in registry.available("evaluate"):
+            results[label]["code_perplexity"] = registry.call(
+                "evaluate",
+                "perplexity",
+                EvaluateRequest(metric="perplexity", samples=code, symbols=symbols),
+            ).model_copy(update={"metric": "code_perplexity"})
+    progress.finish("evaluating")
+    verdict = apply_gate(section.gate, results["base"], results["fine_tuned"])
+    document = {
+        "metrics": {
+            label: {name: r.value for name, r in by_metric.items()}
+            for label, by_metric in results.items()
+        },
+        "gate": verdict.as_json(),
+        "details": {
+            label: {n: r.model_dump(mode="json") for n, r in m.items()}
+            for label, m in results.items()
+        },
+    }
+    loss_png = Path(trained.plot_file) if trained.plot_file else None
+    return document, write_report(run_path, document, samples, loss_png)

@@ -25,8 +25,6 @@ from forge_core.contracts import (
     CodeUnit,
     DeployRequest,
     DeployResult,
-    EvalSample,
-    EvaluateRequest,
     Example,
     ExportArtifact,
     ExportRequest,
@@ -326,9 +324,7 @@ class Forge:
 
     def evaluate(self) -> StageOutcome:
         """Score the base and the fine-tuned model on the test split; apply the gate."""
-        from forge_core.builtin.metrics import repository_symbols
-        from forge_core.evaluation import apply_gate, code_samples, compute_metrics, run_model
-        from forge_core.report import write_report
+        from forge_core.evaluation import evaluate_run
 
         section = self.settings.eval
         self.registry.model_backend(section.backend)
@@ -336,54 +332,12 @@ class Forge:
             self.registry.find("evaluate", metric)
 
         def work(folder: Path) -> StageWork:
-            trained = self.trained()
-            examples = read_jsonl(self.run.path / "validate" / "test.jsonl", Example)
-            examples = examples[: section.max_samples] if section.max_samples else examples
-            units = read_jsonl(self.run.path / "mine" / "units.jsonl", CodeUnit)
-            symbols = repository_symbols(units)
-            test_files = {e.path for e in examples}
-            held_out = [u for u in units if u.path in test_files][: section.max_samples or 64]
-            results: dict[str, Any] = {}
-            samples: dict[str, list[EvalSample]] = {}
-            self.progress.start("evaluating", 2 * len(examples))
-            for label, adapter in (("base", None), ("fine_tuned", trained.adapter_dir)):
-                code = code_samples(held_out)
-                samples[label] = run_model(
-                    self.registry,
-                    section,
-                    trained.base_model,
-                    adapter,
-                    examples,
-                    lambda n: self.progress.advance("evaluating", n),
-                    held_out_code=code,
-                )
-                results[label] = compute_metrics(self.registry, section, samples[label], symbols)
-                if code and "perplexity" in self.registry.available("evaluate"):
-                    results[label]["code_perplexity"] = self.registry.call(
-                        "evaluate",
-                        "perplexity",
-                        EvaluateRequest(metric="perplexity", samples=code, symbols=symbols),
-                    ).model_copy(update={"metric": "code_perplexity"})
-            self.progress.finish("evaluating")
-            verdict = apply_gate(section.gate, results["base"], results["fine_tuned"])
-            metrics = {
-                label: {name: r.value for name, r in by_metric.items()}
-                for label, by_metric in results.items()
-            }
-            document = {
-                "metrics": metrics,
-                "gate": verdict.as_json(),
-                "details": {
-                    label: {n: r.model_dump(mode="json") for n, r in m.items()}
-                    for label, m in results.items()
-                },
-            }
-            write_json_atomic(folder / "metrics.json", document)
-            loss_png = Path(trained.plot_file) if trained.plot_file else None
-            report = write_report(self.run.path, document, samples, loss_png)
-            return StageWork(
-                [folder / "metrics.json", report], {**metrics, "gate": verdict.as_json()}
+            document, report = evaluate_run(
+                self.registry, section, self.run.path, self.trained(), self.progress
             )
+            write_json_atomic(folder / "metrics.json", document)
+            metrics = {**document["metrics"], "gate": document["gate"]}
+            return StageWork([folder / "metrics.json", report], metrics)
 
         return self._stage(
             "eval",
