@@ -65,7 +65,14 @@ class MineSettings(Section):
         default_factory=list, description="Extra gitignore-style patterns to skip."
     )
     max_file_bytes: int = Field(default=1_000_000, gt=0, description="Larger files are skipped.")
-    workers: int = Field(default=0, ge=0, description="Parser processes; 0 picks by repo size.")
+    workers: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Processes that parse, this one included (1: no helper processes); "
+            "0: one per core (up to 8) for repositories over 2 MB, else 1."
+        ),
+    )
     cache: bool = Field(default=True, description="Reuse parses of unchanged files.")
     cache_dir: Path | None = Field(
         default=None, description="Parse cache folder; default <runs_dir>/.cache/parse."
