@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,10 +52,18 @@ def inspect_gguf(path: Path) -> GGUFFacts:
         )
     from llama_cpp import Llama
 
+    # A vocabulary-only load has no hyperparameters, so llama.cpp warns of a "training
+    # context overflow" (n_ctx_train 0) that does not exist. llama-cpp-python prints
+    # llama.cpp's log to sys.stderr: keep it, for the error message should loading fail.
+    log = io.StringIO()
     try:
-        llm = Llama(model_path=str(path), vocab_only=True, verbose=False)
+        with contextlib.redirect_stderr(log):
+            llm = Llama(model_path=str(path), vocab_only=True, verbose=False)
     except (ValueError, RuntimeError, OSError) as exc:
-        raise LlamaCppError(f"llama.cpp cannot load {path}: {exc}") from exc
+        detail = log.getvalue().strip()
+        raise LlamaCppError(
+            f"llama.cpp cannot load {path}: {exc}" + (f"\n{detail}" if detail else "")
+        ) from exc
     try:
         return facts_from_llama(llm)
     finally:
