@@ -186,6 +186,18 @@ class SynthesizeRequest(Contract):
     settings: dict[str, Any] = Field(default_factory=dict, description="The `synth` section.")
     seed: int = 0
     cache_dir: str | None = Field(default=None, description="Where a plugin may cache work.")
+    max_tokens: int | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Most tokens an example's messages may hold (the model's training length): "
+            "contexts are made to fit, e.g. with fewer distractors. None: no limit."
+        ),
+    )
+    tokenizer_file: str | None = Field(
+        default=None,
+        description="The target model's `tokenizer.json`, to count tokens; None: characters / 4.",
+    )
 
 
 class SynthesizeResult(Contract):

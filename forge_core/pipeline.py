@@ -198,6 +198,9 @@ class Forge:
         section = self.settings.synth
         plugin = self.registry.find("synthesize", section.synthesizer)
 
+        tokenizer = self._tokenizer_file()
+        max_tokens = self._example_token_limit()
+
         def work(folder: Path) -> StageWork:
             units = read_jsonl(self.run.path / "mine" / "units.jsonl", CodeUnit)
             request = SynthesizeRequest(
@@ -205,6 +208,8 @@ class Forge:
                 settings=self.settings.section("synth"),
                 seed=section.seed,
                 cache_dir=str(folder / "cache"),
+                max_tokens=max_tokens,
+                tokenizer_file=str(tokenizer) if tokenizer else None,
             )
             result = SynthesizeResult.model_validate(
                 self.registry.call("synthesize", section.synthesizer, request)
@@ -214,7 +219,16 @@ class Forge:
                 [folder / "examples.jsonl"], {"examples": count, **result.stats}, [plugin]
             )
 
-        return self._stage("synth", {"mine": self._output_hash("mine")}, work)
+        inputs = {
+            "mine": self._output_hash("mine"),
+            "max_tokens": str(max_tokens),
+            "tokenizer": str(tokenizer),
+        }
+        return self._stage("synth", inputs, work)
+
+    def _example_token_limit(self) -> int:
+        """Most tokens one training example may hold: the validation cap or the model's."""
+        return min(self.settings.validation.max_tokens, self.settings.train.max_seq_len)
 
     def validate(self) -> StageOutcome:
         """Check, deduplicate and score the examples, then split them into train/valid/test."""
@@ -231,7 +245,7 @@ class Forge:
             count_tokens, tokenizer = token_counter(self._tokenizer_file())
             # An example longer than the training sequence would be dropped by the trainer:
             # reject it here, where the report counts it.
-            limit = min(self.settings.validation.max_tokens, self.settings.train.max_seq_len)
+            limit = self._example_token_limit()
             settings = self.settings.validation.model_copy(update={"max_tokens": limit})
             context = ValidationContext({u.id: u for u in units}, settings, count_tokens)
             splits, report = validate_examples(examples, context, self.registry.validation_checks())
@@ -264,26 +278,7 @@ class Forge:
 
     def resolve_base_model(self) -> str:
         """The base model path: a registered name, a local path, or a hub id."""
-        wanted = self.settings.train.base_model
-        models = self.registry.base_models()
-        if wanted is None:
-            defaults = [spec for _, spec in models if spec.default]
-            if not defaults:
-                raise PluginNotFound(
-                    "no base model configured (train.base_model) and no default installed; "
-                    + self.registry.missing_message("base_model", "tinycoder").split("; ", 1)[-1]
-                )
-            return defaults[0].path
-        for _, spec in models:
-            if spec.name == wanted:
-                return spec.path
-        if Path(wanted).expanduser().exists() or "/" in wanted:
-            return str(Path(wanted).expanduser()) if Path(wanted).expanduser().exists() else wanted
-        known = ", ".join(spec.name for _, spec in models) or "none"
-        raise PluginNotFound(
-            f"train.base_model {wanted!r} is neither a registered name ({known}), "
-            f"a local directory, nor a hub id like 'Qwen/Qwen2.5-Coder-0.5B'"
-        )
+        return self.registry.resolve_base_model(self.settings.train.base_model)
 
     def train(self) -> StageOutcome:
         """Train an adapter on the validated splits."""

@@ -15,6 +15,7 @@ import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata, resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
@@ -335,6 +336,32 @@ class PluginRegistry:
             (plugin, BaseModelSpec.model_validate(raw))
             for plugin, raw in self._collect("register_base_models")
         ]
+
+    def resolve_base_model(self, wanted: str | None) -> str:
+        """The path (or hub id) of base model ``wanted``: a registered name, a local
+        folder or a hub id; None means the installed default (tinycoder)."""
+        models = self.base_models()
+        if wanted is None:
+            defaults = [spec for _, spec in models if spec.default]
+            if not defaults:
+                raise PluginNotFound(
+                    "no base model configured (train.base_model) and no default installed; "
+                    + self.missing_message("base_model", "tinycoder").split("; ", 1)[-1]
+                )
+            return defaults[0].path
+        for _, spec in models:
+            if spec.name == wanted:
+                return spec.path
+        local = Path(wanted).expanduser()
+        if local.exists():
+            return str(local)
+        if "/" in wanted:
+            return wanted
+        known = ", ".join(spec.name for _, spec in models) or "none"
+        raise PluginNotFound(
+            f"train.base_model {wanted!r} is neither a registered name ({known}), "
+            f"a local directory, nor a hub id like 'Qwen/Qwen2.5-Coder-0.5B'"
+        )
 
     def model_backends(self) -> dict[str, ModelBackendSpec]:
         """Backend name → spec."""

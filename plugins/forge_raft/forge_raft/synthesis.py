@@ -14,6 +14,7 @@ import hashlib
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from forge_core.contracts import (
     SynthesizeResult,
 )
 from forge_core.mining import assign_unit_ids
+from forge_core.validation import token_counter
 from forge_raft.answers import (
     Templates,
     check_answer,
@@ -83,6 +85,50 @@ def common_names() -> frozenset[str]:
     return frozenset(name for names in data.values() for name in names)
 
 
+#: Tokens the chat template adds around the messages (role markers, end tokens).
+TEMPLATE_TOKENS = 32
+#: Tokens of the blank line between two documents of a context.
+SEPARATOR_TOKENS = 2
+
+
+@dataclass
+class TokenBudget:
+    """How many tokens an example may hold, counted as the validate stage counts them.
+
+    A context's tokens are summed from its parts (each document counted once per run),
+    so fitting a context costs additions, not a tokenisation per try; the margin of
+    :data:`TEMPLATE_TOKENS` covers the few tokens that joining parts can add.
+    """
+
+    max_tokens: int
+    count: Callable[[str], int]
+    _documents: dict[int, tuple[Document, int]] = field(default_factory=dict)
+    _system: tuple[str, int] | None = None
+
+    @classmethod
+    def of(cls, max_tokens: int | None, tokenizer_file: str | None) -> TokenBudget | None:
+        """The budget of a synthesis request, or None when it sets no limit."""
+        if max_tokens is None:
+            return None
+        count, _ = token_counter(Path(tokenizer_file) if tokenizer_file else None)
+        return cls(max(1, max_tokens - TEMPLATE_TOKENS), count)
+
+    def system(self, text: str) -> int:
+        """Tokens of the system prompt (the same in every example: counted once)."""
+        if self._system is None or self._system[0] != text:
+            self._system = (text, self.count(text))
+        return self._system[1]
+
+    def document(self, document: Document) -> int:
+        """Tokens of a rendered document, separator included."""
+        known = self._documents.get(id(document))
+        if known is None or known[0] is not document:
+            # The document is kept with its count, so its id cannot be reused meanwhile.
+            known = (document, self.count(document.render()) + SEPARATOR_TOKENS)
+            self._documents[id(document)] = known
+        return known[1]
+
+
 class ExampleMaker:
     """Assembles contexts and answers into :class:`Example` objects, counting as it goes."""
 
@@ -95,6 +141,7 @@ class ExampleMaker:
         units_by_id: dict[str, CodeUnit],
         stats: Counter[str],
         originals: dict[str, CodeUnit] | None = None,
+        budget: TokenBudget | None = None,
     ) -> None:
         self.settings = settings
         self.templates = templates
@@ -103,6 +150,7 @@ class ExampleMaker:
         self.units_by_id = units_by_id
         self.stats = stats
         self.originals = originals or {}
+        self.budget = budget
 
     def make(
         self,
@@ -121,7 +169,8 @@ class ExampleMaker:
         avoid = [d.unit for d in grounded.support]
         avoid += [self.units_by_id[i] for i in sorted(grounded.avoid) if i in self.units_by_id]
         distractors = self.distractors.pick(unit, count, avoid, rng)
-        documents = (answer_docs if present else []) + [self.documents.of(d) for d in distractors]
+        distractor_docs = [self.documents.of(d) for d in distractors]
+        documents = (answer_docs if present else []) + distractor_docs
         rng.shuffle(documents)
         if present:
             text = answer()
@@ -137,11 +186,15 @@ class ExampleMaker:
         if problem is not None:
             self.stats[f"dropped.{problem.replace(' ', '_')}"] += 1
             return None
+        if self.budget is not None:
+            text = self._fit(unit, question, documents, distractor_docs, present, text, rng)
+        user = self._user_turn(documents, question)
+        shown = {id(d) for d in documents}
+        distractors = [
+            u for u, d in zip(distractors, distractor_docs, strict=True) if id(d) in shown
+        ]
         self.stats[f"questions.{question_type}"] += 1
         self.stats["oracle_absent"] += not present
-        user = self.templates.user.render(
-            documents="\n\n".join(d.render() for d in documents), question=question
-        )
         return Example(
             id=example_id(unit, question_type, variant),
             messages=[
@@ -157,6 +210,45 @@ class ExampleMaker:
             distractor_ids=[d.id for d in distractors],
             support_ids=[d.unit.id for d in grounded.support] if present else [],
             final_answer=final_answer(text) or "",
+        )
+
+    def _fit(
+        self,
+        unit: CodeUnit,
+        question: str,
+        documents: list[Document],
+        distractor_docs: list[Document],
+        present: bool,
+        text: str,
+        rng: random.Random,
+    ) -> str:
+        """Drop distractors from ``documents`` until the example fits the token budget.
+
+        The least similar distractor (picked last) goes first; the answer's documents
+        stay (and one document when the oracle is absent). Returns the answer, which
+        is written anew when it names the documents shown.
+        """
+        budget = self.budget
+        assert budget is not None
+        fixed = budget.system(self.templates.system) + budget.count(self._user_turn([], question))
+        answer_tokens = budget.count(text)
+        context = sum(budget.document(d) for d in documents)
+        droppable = distractor_docs[::-1] if present else distractor_docs[:0:-1]
+        while droppable and fixed + context + answer_tokens > budget.max_tokens:
+            dropped = droppable.pop(0)
+            del documents[next(i for i, d in enumerate(documents) if d is dropped)]
+            context -= budget.document(dropped)
+            self.stats["context.distractors_dropped"] += 1
+            if not present:  # that answer names the documents shown
+                text = self._absent_answer(unit, documents, rng)
+                answer_tokens = budget.count(text)
+        if fixed + context + answer_tokens > budget.max_tokens:
+            self.stats["context.over_budget"] += 1
+        return text
+
+    def _user_turn(self, documents: list[Document], question: str) -> str:
+        return self.templates.user.render(
+            documents="\n\n".join(d.render() for d in documents), question=question
         )
 
     def _absent_answer(self, unit: CodeUnit, documents: list[Document], rng: random.Random) -> str:
@@ -218,6 +310,7 @@ def synthesize_examples(request: SynthesizeRequest) -> SynthesizeResult:
         {u.id: u for u in all_units},
         stats,
         originals,
+        TokenBudget.of(request.max_tokens, request.tokenizer_file),
     )
     graph = CallGraph(all_units, common_names())
     examples: list[Example] = []
