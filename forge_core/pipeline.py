@@ -243,6 +243,7 @@ class Forge:
             examples = read_jsonl(self.run.path / "synth" / "examples.jsonl", Example)
             units = read_jsonl(self.run.path / "mine" / "units.jsonl", CodeUnit)
             count_tokens, tokenizer = token_counter(self._tokenizer_file())
+            count_tokens.prime(m.content for e in examples for m in e.messages)
             # An example longer than the training sequence would be dropped by the trainer:
             # reject it here, where the report counts it.
             limit = self._example_token_limit()

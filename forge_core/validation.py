@@ -15,7 +15,7 @@ import hashlib
 import random
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,7 +92,41 @@ def final_answer(text: str) -> str | None:
     return answer.strip() if mark else None
 
 
-def token_counter(tokenizer_file: Path | None) -> tuple[Callable[[str], int], str]:
+class TokenCounter:
+    """Counts tokens with a ``tokenizers`` tokenizer (or estimates them), remembering each
+    text's count: the same prompt recurs in every example."""
+
+    def __init__(self, tokenizer: Any = None) -> None:
+        self.tokenizer = tokenizer
+        self._counts: dict[str, int] = {}
+
+    def __call__(self, text: str) -> int:
+        """Tokens of ``text`` (without special tokens)."""
+        if self.tokenizer is None:
+            return max(1, len(text) // 4)
+        count = self._counts.get(text)
+        if count is None:
+            count = self._counts[text] = len(
+                self.tokenizer.encode(text, add_special_tokens=False).ids
+            )
+        return count
+
+    def prime(self, texts: Iterable[str]) -> None:
+        """Count ``texts`` ahead, as one batch (the tokenizer spreads it over the cores)."""
+        if self.tokenizer is None:
+            return
+        todo = list(dict.fromkeys(t for t in texts if t not in self._counts))
+        for start in range(0, len(todo), PRIME_BATCH):
+            batch = todo[start : start + PRIME_BATCH]
+            encodings = self.tokenizer.encode_batch(batch, add_special_tokens=False)
+            self._counts.update(zip(batch, (len(e.ids) for e in encodings), strict=True))
+
+
+#: Texts tokenised per batch by :meth:`TokenCounter.prime`.
+PRIME_BATCH = 512
+
+
+def token_counter(tokenizer_file: Path | None) -> tuple[TokenCounter, str]:
     """Count tokens with the target model's ``tokenizer.json`` when available."""
     if tokenizer_file is not None and tokenizer_file.is_file():
         try:
@@ -102,11 +136,8 @@ def token_counter(tokenizer_file: Path | None) -> tuple[Callable[[str], int], st
         except (ImportError, Exception):
             pass
         else:
-            return (
-                lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids),
-                str(tokenizer_file),
-            )
-    return (lambda text: max(1, len(text) // 4)), "estimate (characters / 4)"
+            return TokenCounter(tokenizer), str(tokenizer_file)
+    return TokenCounter(), "estimate (characters / 4)"
 
 
 def exact_key(example: Example) -> str:
@@ -124,16 +155,28 @@ def shingles(text: str, size: int = 5) -> set[str]:
     return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
 
 
+def shingle_hashes(items: Iterable[str]) -> list[int]:
+    """Each shingle's 32-bit hash, exactly datasketch's default ``sha1_hash32`` (the first
+    four bytes of SHA-1, little-endian) without its two Python calls per shingle."""
+    sha1 = hashlib.sha1
+    from_bytes = int.from_bytes
+    return [from_bytes(sha1(s.encode("utf-8")).digest()[:4], "little") for s in items]
+
+
 def near_duplicates(examples: list[Example], threshold: float) -> set[int]:
     """Indexes of examples whose question+answer is a near copy of an earlier one."""
     from datasketch import MinHash, MinHashLSH
 
     lsh = MinHashLSH(threshold=threshold, num_perm=64)
+    # One set of permutations for all (datasketch makes them anew for every MinHash),
+    # and the shingles hashed in one comprehension (see shingle_hashes).
+    template = MinHash(num_perm=64, seed=1)
+    shared = {"permutations": template.permutations, "scheme": template.scheme}
     dropped: set[int] = set()
     for index, example in enumerate(examples):
         text = f"{example.messages[-2].content}\n{example.messages[-1].content}"
-        minhash = MinHash(num_perm=64, seed=1)
-        minhash.update_batch([s.encode("utf-8") for s in shingles(text)])
+        minhash = MinHash(num_perm=64, seed=1, hashfunc=int, **shared)
+        minhash.update_batch(shingle_hashes(shingles(text)))
         if lsh.query(minhash):
             dropped.add(index)
             continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
@@ -65,24 +66,41 @@ def check_grounded(example: Example, context: ValidationContext) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class SecretPattern:
+    """One kind of secret: its name, its regex and the hints that must precede a search."""
+
+    name: str
+    regex: re.Pattern[str]
+    hints: tuple[str, ...] = ()
+
+
 @cache
-def secret_patterns() -> tuple[list[tuple[str, re.Pattern[str]]], re.Pattern[str]]:
+def secret_patterns() -> tuple[list[SecretPattern], re.Pattern[str]]:
     """The secret patterns of ``data/secret_patterns.toml`` and the placeholder pattern."""
     text = resources.files("forge_core").joinpath("data/secret_patterns.toml").read_text("utf-8")
     data = tomllib.loads(text)
-    patterns = [(p["name"], re.compile(p["regex"])) for p in data["pattern"]]
+    patterns = [
+        SecretPattern(p["name"], re.compile(p["regex"]), tuple(p.get("hints", ())))
+        for p in data["pattern"]
+    ]
     return patterns, re.compile(data["placeholders"]["regex"])
 
 
 def find_secret(text: str) -> str | None:
     """The name of the first kind of secret found in ``text``, or None."""
     patterns, placeholder = secret_patterns()
-    for name, pattern in patterns:
-        for match in pattern.finditer(text):
-            value = match.group(match.lastindex or 0)
-            if name == "password in assignment" and placeholder.match(value):
+    folded: str | None = None
+    for pattern in patterns:
+        if pattern.hints:
+            folded = text.casefold() if folded is None else folded
+            if not any(hint in folded for hint in pattern.hints):
                 continue
-            return name
+        for match in pattern.regex.finditer(text):
+            value = match.group(match.lastindex or 0)
+            if pattern.name == "password in assignment" and placeholder.match(value):
+                continue
+            return pattern.name
     return None
 
 

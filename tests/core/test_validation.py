@@ -7,16 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from forge_core.builtin.checks import find_secret
+from forge_core.builtin.checks import find_secret, secret_patterns
 from forge_core.config import ForgeSettings, ValidationSettings
 from forge_core.contracts import ChatMessage, CodeUnit, Example, UnitKind, UnitQuality
 from forge_core.pipeline import Forge
 from forge_core.plugins import PluginRegistry
-from forge_core.validation import ValidationContext, validate_examples
+from forge_core.validation import (
+    ValidationContext,
+    shingle_hashes,
+    token_counter,
+    validate_examples,
+)
 
 PLANTED_SECRETS = {
     "private key": "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7\n-----END RSA",
     "AWS access key id": "AWS_ACCESS_KEY_ID = 'AKIAIOSFODNN7EXAMPLQ'",
+    "AWS secret access key": "aws_secret_access_key = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'",
+    "GitLab token": "GITLAB_TOKEN = 'glpat-" + "Ab3_" * 6 + "'",
     "GitHub token": "token = ghp_" + "a1B2" * 9,
     "Slack token": "xoxb-123456789012-abcdefghijkl",
     "Google API key": "key=AIza" + "Sy" + "A" * 33,
@@ -171,3 +178,40 @@ def test_stage_writes_splits_report_and_histogram(
     png = forge.run.path / "validate" / "scores.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert outcome.manifest is not None and "validate/scores.png" in outcome.manifest.outputs
+
+
+def test_every_secret_match_holds_one_of_its_patterns_hints() -> None:
+    """The hints skip the regex search: they must be in every match, whatever its case."""
+    patterns, _ = secret_patterns()
+    for pattern in patterns:
+        text = PLANTED_SECRETS[pattern.name]
+        shouting = text.upper() if "(?i)" in pattern.regex.pattern else text
+        for sample in (text, shouting, f"x = 1\n{text}\n"):
+            matches = [m.group(0) for m in pattern.regex.finditer(sample)]
+            assert matches, (pattern.name, sample)
+            for match in matches:
+                assert any(hint in match.casefold() for hint in pattern.hints), match
+
+
+def test_shingle_hashes_are_datasketchs_own() -> None:
+    from datasketch.hashfunc import sha1_hash32
+
+    texts = ["return the value", "ünïcödé shingle", "", "x" * 300]
+    assert shingle_hashes(texts) == [sha1_hash32(t.encode("utf-8")) for t in texts]
+
+
+def test_primed_token_counts_equal_one_by_one_counts() -> None:
+    tokenizer_file = (
+        Path(__file__).parents[2] / "plugins/forge_tinycoder/forge_tinycoder/model/tokenizer.json"
+    )
+    if not tokenizer_file.is_file():
+        pytest.skip("the tinycoder tokenizer is not in this checkout")
+    texts = ["def f(x):\n    return x", "Answer from the documents.", "ünï " * 50]
+    primed, _ = token_counter(tokenizer_file)
+    primed.prime([*texts, texts[0]])
+    fresh, name = token_counter(tokenizer_file)
+    assert name == str(tokenizer_file)
+    assert [primed(t) for t in texts] == [fresh(t) for t in texts]
+    assert all(count > 1 for count in map(fresh, texts))
+    estimate, name = token_counter(None)
+    assert name.startswith("estimate") and estimate("abcdefgh") == 2
