@@ -227,19 +227,18 @@ def _mine_files(
     versions = registry.versions()
     tags = {lang: f"{name}-{versions.get(name, 'unknown')}" for lang, name in plugins.items()}
     in_process_only = any(registry.info(name).origin == "in-process" for name in plugins.values())
-    if workers <= 1 or in_process_only or len(walk.files) < 2:
-        callers = {language: registry.caller("parse", language) for language in languages}
-        for source in walk.files:
-            yield mine_file(source, callers[source.language], tags[source.language], cache)
-            on_file(1)
-        return
-    size = max(1, min(CHUNK_FILES, len(walk.files) // (workers * 4)))
-    chunks = [walk.files[i : i + size] for i in range(0, len(walk.files), size)]
     callers = {language: registry.caller("parse", language) for language in languages}
 
     def mine_here(source: SourceFile) -> FileOutcome:
         return mine_file(source, callers[source.language], tags[source.language], cache)
 
+    if workers <= 1 or in_process_only or len(walk.files) < 2:
+        for source in walk.files:
+            yield mine_here(source)
+            on_file(1)
+        return
+    size = max(1, min(CHUNK_FILES, len(walk.files) // (workers * 4)))
+    chunks = [walk.files[i : i + size] for i in range(0, len(walk.files), size)]
     # ``workers`` processes in all: this one and ``workers - 1`` helpers.
     for outcomes in mine_shared(
         chunks,

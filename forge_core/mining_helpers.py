@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from forge_core.mining import FileOutcome
@@ -51,7 +51,9 @@ class _Helper:
     """Indices of the chunks sent and not yet back, oldest first."""
 
 
-def _helper_main(conn: Connection, disabled: list[str], cache_folder: str | None) -> None:
+def _helper_main(
+    conn: Connection, tags: dict[str, str], disabled: list[str], cache_folder: str | None
+) -> None:
     """A helper's life: mine each chunk it is sent, send the outcomes back, until None."""
     from pathlib import Path
 
@@ -63,7 +65,7 @@ def _helper_main(conn: Connection, disabled: list[str], cache_folder: str | None
     gc.disable()  # as in the main process: long-lived units, collections only cost time
     registry = PluginRegistry(disabled=disabled)
     cache = ParseCache(Path(cache_folder) if cache_folder else None)
-    callers: dict[str, Callable[..., Any]] = {}
+    callers = {language: registry.caller("parse", language) for language in tags}
     while True:
         try:
             message = conn.recv()
@@ -71,13 +73,11 @@ def _helper_main(conn: Connection, disabled: list[str], cache_folder: str | None
             return
         if message is None:
             return
-        index, chunk, tags = message
+        index, chunk = message
         try:
             outcomes = []
             for source in chunk:
                 language = source.language
-                if language not in callers:
-                    callers[language] = registry.caller("parse", language)
                 outcome = mine_file(source, callers[language], tags[language], cache)
                 outcome.serialise()
                 outcomes.append(outcome)
@@ -113,12 +113,12 @@ def mine_shared(
         for _ in range(helpers):
             ours, theirs = context.Pipe()
             process = context.Process(
-                target=_helper_main, args=(theirs, disabled, cache_folder), daemon=True
+                target=_helper_main, args=(theirs, tags, disabled, cache_folder), daemon=True
             )
             process.start()
             theirs.close()
             started.append(_Helper(process, ours))
-        yield from _Schedule(chunks, tags, mine_here, started).run()
+        yield from _Schedule(chunks, mine_here, started).run()
         completed = True
     finally:
         _stop(started, graceful=completed)
@@ -130,12 +130,10 @@ class _Schedule:
     def __init__(
         self,
         chunks: list[list[SourceFile]],
-        tags: dict[str, str],
         mine_here: Callable[[SourceFile], FileOutcome],
         helpers: list[_Helper],
     ) -> None:
         self.chunks = chunks
-        self.tags = tags
         self.mine_here = mine_here
         self.helpers = helpers
         self.next_to_assign = 0
@@ -170,7 +168,7 @@ class _Schedule:
         while len(helper.assigned) < PREFETCH and self.next_to_assign < len(self.chunks):
             index = self.next_to_assign
             self.next_to_assign += 1
-            helper.conn.send((index, self.chunks[index], self.tags))
+            helper.conn.send((index, self.chunks[index]))
             helper.assigned.append(index)
 
     def _collect(self, *, block: bool) -> None:

@@ -14,7 +14,7 @@ import hashlib
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from forge_core.contracts import (
     SynthesizeResult,
 )
 from forge_core.mining import assign_unit_ids
-from forge_core.validation import token_counter
+from forge_core.validation import TokenCounter, token_counter
 from forge_raft.answers import (
     Templates,
     check_answer,
@@ -95,15 +95,14 @@ SEPARATOR_TOKENS = 2
 class TokenBudget:
     """How many tokens an example may hold, counted as the validate stage counts them.
 
-    A context's tokens are summed from its parts (each document counted once per run),
-    so fitting a context costs additions, not a tokenisation per try; the margin of
-    :data:`TEMPLATE_TOKENS` covers the few tokens that joining parts can add.
+    A context's tokens are summed from its parts (the counter remembers each text, so
+    a document is tokenised once per run), so fitting a context costs additions, not
+    a tokenisation per try; the margin of :data:`TEMPLATE_TOKENS` covers the few
+    tokens that joining parts can add.
     """
 
     max_tokens: int
-    count: Callable[[str], int]
-    _documents: dict[int, tuple[Document, int]] = field(default_factory=dict)
-    _system: tuple[str, int] | None = None
+    count: TokenCounter
 
     @classmethod
     def of(cls, max_tokens: int | None, tokenizer_file: str | None) -> TokenBudget | None:
@@ -113,20 +112,9 @@ class TokenBudget:
         count, _ = token_counter(Path(tokenizer_file) if tokenizer_file else None)
         return cls(max(1, max_tokens - TEMPLATE_TOKENS), count)
 
-    def system(self, text: str) -> int:
-        """Tokens of the system prompt (the same in every example: counted once)."""
-        if self._system is None or self._system[0] != text:
-            self._system = (text, self.count(text))
-        return self._system[1]
-
     def document(self, document: Document) -> int:
         """Tokens of a rendered document, separator included."""
-        known = self._documents.get(id(document))
-        if known is None or known[0] is not document:
-            # The document is kept with its count, so its id cannot be reused meanwhile.
-            known = (document, self.count(document.render()) + SEPARATOR_TOKENS)
-            self._documents[id(document)] = known
-        return known[1]
+        return self.count(document.render()) + SEPARATOR_TOKENS
 
 
 class ExampleMaker:
@@ -230,7 +218,7 @@ class ExampleMaker:
         """
         budget = self.budget
         assert budget is not None
-        fixed = budget.system(self.templates.system) + budget.count(self._user_turn([], question))
+        fixed = budget.count(self.templates.system) + budget.count(self._user_turn([], question))
         answer_tokens = budget.count(text)
         context = sum(budget.document(d) for d in documents)
         droppable = distractor_docs[::-1] if present else distractor_docs[:0:-1]
