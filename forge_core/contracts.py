@@ -174,6 +174,11 @@ class Example(Contract):
         description="Other units shown in the context whose text the answer quotes "
         "(the call sites of `callers` and `usage` questions).",
     )
+    question: str = Field(
+        default="",
+        description="The question alone, without the context documents the user turn also "
+        "holds (deduplication compares question and answer); empty: the whole user turn.",
+    )
     final_answer: str = Field(default="", description="The text after `<ANSWER>:`.")
     score: float | None = Field(default=None, description="Quality score from validation.")
     split: Split | None = None

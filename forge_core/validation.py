@@ -140,10 +140,17 @@ def token_counter(tokenizer_file: Path | None) -> tuple[TokenCounter, str]:
     return TokenCounter(), "estimate (characters / 4)"
 
 
+def question_of(example: Example) -> str:
+    """The question ``example`` asks, without its context documents when the synthesizer
+    says which part that is (``Example.question``); otherwise its whole user turn."""
+    if example.question:
+        return example.question
+    return example.messages[-2].content if len(example.messages) >= 2 else ""
+
+
 def exact_key(example: Example) -> str:
     """Identity of an example's content: the question and the answer (context aside)."""
-    question = example.messages[-2].content if len(example.messages) >= 2 else ""
-    text = f"{question.strip()}\x00{example.messages[-1].content.strip()}"
+    text = f"{question_of(example).strip()}\x00{example.messages[-1].content.strip()}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -164,7 +171,8 @@ def shingle_hashes(items: Iterable[str]) -> list[int]:
 
 
 def near_duplicates(examples: list[Example], threshold: float) -> set[int]:
-    """Indexes of examples whose question+answer is a near copy of an earlier one."""
+    """Indexes of examples whose question and answer nearly copy an earlier example's: their
+    word shingles' Jaccard similarity (estimated by MinHash) is at least ``threshold``."""
     from datasketch import MinHash, MinHashLSH
 
     lsh = MinHashLSH(threshold=threshold, num_perm=64)
@@ -173,13 +181,19 @@ def near_duplicates(examples: list[Example], threshold: float) -> set[int]:
     template = MinHash(num_perm=64, seed=1)
     shared = {"permutations": template.permutations, "scheme": template.scheme}
     dropped: set[int] = set()
+    inserted: dict[str, MinHash] = {}
     for index, example in enumerate(examples):
-        text = f"{example.messages[-2].content}\n{example.messages[-1].content}"
+        # Context aside: RAFT examples about one unit share most of their documents, and
+        # compared with them a question about its callers looks like one about its purpose.
+        text = f"{question_of(example)}\n{example.messages[-1].content}"
         minhash = MinHash(num_perm=64, seed=1, hashfunc=int, **shared)
         minhash.update_batch(shingle_hashes(shingles(text)))
-        if lsh.query(minhash):
+        # LSH only proposes candidates (some far below the threshold): each is confirmed
+        # by its estimated similarity before the example is dropped.
+        if any(minhash.jaccard(inserted[key]) >= threshold for key in lsh.query(minhash)):
             dropped.add(index)
             continue
+        inserted[str(index)] = minhash
         lsh.insert(str(index), minhash)
     return dropped
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,9 @@ from forge_core.pipeline import Forge
 from forge_core.plugins import PluginRegistry
 from forge_core.validation import (
     ValidationContext,
+    near_duplicates,
     shingle_hashes,
+    shingles,
     token_counter,
     validate_examples,
 )
@@ -128,6 +131,60 @@ def test_planted_duplicates_appear_once() -> None:
     kept = [e for items in splits.values() for e in items]
     assert len(kept) == 20
     assert report.rejected["exact duplicate"] == 1 and report.rejected["near duplicate"] == 1
+
+
+def test_duplicates_are_judged_on_question_and_answer_not_the_shared_context() -> None:
+    # RAFT-style: one long context (oracle + distractors) for several questions about a unit.
+    units = [make_unit(i, "pkg/big.py") for i in range(40)]
+    context = "\n".join(f'<DOCUMENT path="{u.path}">\n{u.source}</DOCUMENT>' for u in units)
+    questions = {
+        "purpose": ("What does func_0 do?", "It adds a constant to its argument."),
+        "callers": ("Which documents call func_0?", "None of the documents shown calls it."),
+        "location": ("Where is func_0 defined?", "In pkg/big.py, lines 1-2."),
+    }
+
+    def example(qtype: str, question: str, answer: str, *, with_question: bool) -> Example:
+        made = make_example(units[0], qtype=qtype, answer=f"{answer}\n<ANSWER>: {answer}")
+        made.messages[1].content = f"{context}\nQuestion: {question}"
+        made.question = f"Question: {question}" if with_question else ""
+        return made
+
+    distinct = [example(t, q, a, with_question=True) for t, (q, a) in questions.items()]
+    splits, report = run_validation(distinct, units, max_type_share=1.0)
+    assert sum(len(items) for items in splits.values()) == 3
+    assert "near duplicate" not in report.rejected
+    # Without `question` the whole user turn is compared: the shared context dominates.
+    whole_turn = [example(t, q, a, with_question=False) for t, (q, a) in questions.items()]
+    _, report = run_validation(whole_turn, units, max_type_share=1.0)
+    assert report.rejected["near duplicate"] >= 1
+    # The same question and answer shown with other documents is an exact duplicate.
+    again = example("purpose", *questions["purpose"], with_question=True)
+    again.id = "again"
+    again.messages[1].content = f"{units[5].source}\nQuestion: What does func_0 do?"
+    _, report = run_validation([*distinct, again], units, max_type_share=1.0)
+    assert report.rejected["exact duplicate"] == 1
+
+
+def test_near_duplicate_candidates_below_the_threshold_are_kept() -> None:
+    # 40 pairs whose answers share 69% of their word 5-grams: LSH proposes some of them as
+    # candidates at threshold 0.85; only an estimated similarity over the threshold drops one.
+    rng = random.Random(0)
+    unit = make_unit(1, "a.py")
+    examples = []
+    for pair in range(40):
+        words = [f"w{rng.randrange(5000)}" for _ in range(120)]
+        changed = [f"x{n}" if n % 24 == 0 else word for n, word in enumerate(words)]
+        first, second = " ".join(words), " ".join(changed)
+        a, b = shingles(first), shingles(second)
+        assert len(a & b) / len(a | b) < 0.7
+        for index, answer in enumerate((first, second)):
+            example = make_example(unit, answer=answer)
+            example.question = f"Question {pair}.{index}?"
+            examples.append(example)
+    assert near_duplicates(examples, 0.85) == set()
+    copy = make_example(unit, answer=examples[0].messages[-1].content)
+    copy.question = "Question 0.0?"
+    assert near_duplicates([*examples, copy], 0.85) == {len(examples)}
 
 
 def test_quote_not_in_oracle_is_rejected() -> None:

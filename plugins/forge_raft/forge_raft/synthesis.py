@@ -197,6 +197,7 @@ class ExampleMaker:
             oracle_in_context=present,
             distractor_ids=[d.id for d in distractors],
             support_ids=[d.unit.id for d in grounded.support] if present else [],
+            question=question,
             final_answer=final_answer(text) or "",
         )
 
