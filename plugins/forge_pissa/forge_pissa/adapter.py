@@ -31,7 +31,6 @@ import json
 import re
 import shutil
 import uuid
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,13 @@ from peft.tuners.lora import LoraLayer
 
 from forge_core.config import TrainSettings
 from forge_core.contracts import InitAdapterRequest, InitAdapterResult
-from forge_torch.model import Placement, bitsandbytes_config, load_base_model, pick_placement
+from forge_torch.model import (
+    Placement,
+    bitsandbytes_config,
+    load_base_model,
+    pick_placement,
+    save_pissa_as_lora,
+)
 
 __all__ = [
     "INITIAL_ADAPTER_DIR",
@@ -282,13 +287,7 @@ def convert_to_lora(
         )
 
     def write(path: Path) -> None:
-        with warnings.catch_warnings():
-            # PEFT loads the initial adapter beside the trained one to subtract it and warns
-            # that PiSSA should not be mixed with other adapters: this conversion is the fix.
-            warnings.filterwarnings("ignore", message="PiSSA changes the base weights")
-            peft_model.save_pretrained(
-                str(path), path_initial_model_for_weight_conversion=str(initial)
-            )
+        save_pissa_as_lora(peft_model, path, initial)
         if base_model is not None:
             config_file = path / "adapter_config.json"
             config = json.loads(config_file.read_text("utf-8"))

@@ -33,6 +33,17 @@ class TorchBackend:
         self.model = model.eval()
         self.batch_size = int(str(options.get("batch_size", 8)))
 
+    def new_token_room(self, prompt_tokens: int, wanted: int) -> int:
+        """How many of ``wanted`` new tokens fit after ``prompt_tokens`` in the model's context.
+
+        Past ``max_position_embeddings`` a model with learned positions fails and a rotary
+        one answers from positions it never trained on: generation stops at the context.
+        """
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        if not isinstance(context, int) or context <= 0:
+            return wanted
+        return max(0, min(wanted, context - prompt_tokens))
+
     @staticmethod
     def _plain(conversation: Sequence[ChatMessage]) -> list[dict[str, str]]:
         return [{"role": m.role, "content": m.content} for m in conversation]
@@ -59,6 +70,10 @@ class TorchBackend:
                 prompts, return_tensors="pt", padding=True, add_special_tokens=False
             )
             encoded = {k: v.to(self.placement.device) for k, v in encoded.items()}
+            room = self.new_token_room(encoded["input_ids"].shape[1], max_new_tokens)
+            if room == 0:  # the prompts fill the model's context: nothing can follow
+                answers.extend("" for _ in chunk)
+                continue
             sampling = (
                 {"do_sample": True, "temperature": temperature}
                 if temperature > 0
@@ -66,7 +81,7 @@ class TorchBackend:
             )
             output = self.model.generate(
                 **encoded,
-                max_new_tokens=max_new_tokens,
+                max_new_tokens=room,
                 pad_token_id=self.tokenizer.pad_token_id,
                 **sampling,
             )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -99,3 +101,19 @@ def load_base_model(
     if not quantize_4bit:
         model.to(placement.device)
     return model
+
+
+def save_pissa_as_lora(
+    peft_model: Any, target: str | Path, initial_adapter_dir: str | Path
+) -> None:
+    """Save a trained PiSSA adapter converted to a plain LoRA adapter for the original base.
+
+    PEFT loads the initial adapter beside the trained one to subtract it, and warns that
+    PiSSA should not be mixed with other adapters: this conversion is what that warning
+    recommends, so it is not shown.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PiSSA changes the base weights")
+        peft_model.save_pretrained(
+            str(target), path_initial_model_for_weight_conversion=str(initial_adapter_dir)
+        )

@@ -37,7 +37,13 @@ from forge_torch.data import (
     row_capacity,
     tokenize_file,
 )
-from forge_torch.model import Placement, load_base_model, load_tokenizer, pick_placement
+from forge_torch.model import (
+    Placement,
+    load_base_model,
+    load_tokenizer,
+    pick_placement,
+    save_pissa_as_lora,
+)
 from forge_torch.plot import plot_losses
 
 
@@ -361,9 +367,7 @@ def save_adapter(run: Setup, target: Path) -> Path:
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     if run.adapter.initial_adapter_dir:
-        run.model.save_pretrained(
-            partial, path_initial_model_for_weight_conversion=run.adapter.initial_adapter_dir
-        )
+        save_pissa_as_lora(run.model, partial, run.adapter.initial_adapter_dir)
     else:
         run.model.save_pretrained(partial)
     run.tokenizer.save_pretrained(partial)
