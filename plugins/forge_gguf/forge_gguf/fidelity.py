@@ -15,8 +15,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import logging
 from dataclasses import dataclass
@@ -25,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from forge_llamacpp.logs import captured_llama_cpp_log
 
 logger = logging.getLogger(__name__)
 
@@ -101,9 +101,8 @@ def check_tokenization(gguf_path: Path, tokenizer: Any, texts: list[str]) -> Tok
     from llama_cpp import Llama
 
     # A vocabulary-only load warns of a "training context overflow" (it reads no
-    # hyperparameters, so n_ctx_train is 0), and llama-cpp-python prints llama.cpp's
-    # warnings whatever its logger's level: nothing to show a user here.
-    with contextlib.redirect_stderr(io.StringIO()):
+    # hyperparameters, so n_ctx_train is 0): nothing to show a user here.
+    with captured_llama_cpp_log():
         llm = Llama(model_path=str(gguf_path), vocab_only=True, verbose=False)
     try:
         mismatches = []

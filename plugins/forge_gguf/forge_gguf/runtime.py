@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-#: The logger llama-cpp-python routes llama.cpp's own log lines through.
-LLAMA_CPP_LOGGER = "llama-cpp-python"
+from forge_llamacpp.logs import LLAMA_CPP_LOGGER, route_llama_cpp_log
 
 
 def quiet_llama_cpp() -> None:
     """Show only llama.cpp's errors, unless the application configured its logger already."""
+    route_llama_cpp_log()
     logger = logging.getLogger(LLAMA_CPP_LOGGER)
     if logger.level == logging.NOTSET:
         logger.setLevel(logging.ERROR)

@@ -20,6 +20,7 @@ import numpy as np
 from forge_core.contracts import ChatMessage
 from forge_llamacpp.deploy import DEFAULT_MAX_CONTEXT
 from forge_llamacpp.gguf import inspect_gguf
+from forge_llamacpp.logs import route_llama_cpp_log
 
 
 class LlamaCppBackend:
@@ -33,6 +34,8 @@ class LlamaCppBackend:
             )
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        route_llama_cpp_log()  # llama.cpp's errors shown as errors, its warnings not
 
         facts = inspect_gguf(Path(model_path))
         if facts.chat_template is None:

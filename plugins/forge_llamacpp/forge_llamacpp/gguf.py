@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from forge_llamacpp.logs import captured_llama_cpp_log
 from forge_llamacpp.server import LlamaCppError
 
 
@@ -52,15 +52,13 @@ def inspect_gguf(path: Path) -> GGUFFacts:
         )
     from llama_cpp import Llama
 
-    # A vocabulary-only load has no hyperparameters, so llama.cpp warns of a "training
-    # context overflow" (n_ctx_train 0) that does not exist. llama-cpp-python prints
-    # llama.cpp's log to sys.stderr: keep it, for the error message should loading fail.
-    log = io.StringIO()
+    # llama.cpp's errors are kept for the message should loading fail (a vocabulary-only
+    # load also warns of a "training context overflow", n_ctx_train 0, that does not exist).
     try:
-        with contextlib.redirect_stderr(log):
+        with captured_llama_cpp_log(logging.ERROR) as log:
             llm = Llama(model_path=str(path), vocab_only=True, verbose=False)
     except (ValueError, RuntimeError, OSError) as exc:
-        detail = log.getvalue().strip()
+        detail = "\n".join(log)
         raise LlamaCppError(
             f"llama.cpp cannot load {path}: {exc}" + (f"\n{detail}" if detail else "")
         ) from exc
