@@ -68,6 +68,26 @@ def code_samples(units: list[CodeUnit]) -> list[EvalSample]:
     ]
 
 
+#: Prompts handed to a backend's ``generate`` at once (and the progress bar's step).
+GENERATION_BATCH = 8
+
+
+def prompt_length(sample: EvalSample) -> int:
+    """The length of a sample's prompt in characters (a tokenizer-free proxy for tokens)."""
+    return sum(len(message.content) for message in sample.prompt)
+
+
+def generation_order(samples: list[EvalSample]) -> list[int]:
+    """Sample indices, longest prompt first, so that each batch holds similar lengths.
+
+    A batch is padded to its longest prompt and its new tokens must fit the model's
+    context after that prompt: a long prompt batched with short ones would waste the
+    padding and cut the short prompts' answers. Longest first also meets an
+    out-of-memory error, if any, at the start. The sort is stable: ties keep their order.
+    """
+    return sorted(range(len(samples)), key=lambda index: -prompt_length(samples[index]))
+
+
 def run_model(
     registry: PluginRegistry,
     settings: EvalSettings,
@@ -88,16 +108,16 @@ def run_model(
             conversation = [*code.prompt, ChatMessage(role="assistant", content=code.reference)]
             code.token_logprobs = backend.score([conversation])[0]
         samples = samples_from_examples(examples)
-        batch = 8
-        for start in range(0, len(samples), batch):
-            chunk = samples[start : start + batch]
+        order = generation_order(samples)
+        for start in range(0, len(order), GENERATION_BATCH):
+            chunk = order[start : start + GENERATION_BATCH]
             answers = backend.generate(
-                [s.prompt for s in chunk], max_new_tokens=settings.max_new_tokens
+                [samples[i].prompt for i in chunk], max_new_tokens=settings.max_new_tokens
             )
-            scores = backend.score([examples[start + i].messages for i in range(len(chunk))])
-            for sample, answer, logprobs in zip(chunk, answers, scores, strict=True):
-                sample.prediction = answer
-                sample.token_logprobs = logprobs
+            scores = backend.score([examples[i].messages for i in chunk])
+            for index, answer, logprobs in zip(chunk, answers, scores, strict=True):
+                samples[index].prediction = answer
+                samples[index].token_logprobs = logprobs
             on_batch(len(chunk))
         return samples
     finally:

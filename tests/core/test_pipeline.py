@@ -94,6 +94,72 @@ def test_gate_refuses_a_regression() -> None:
     assert not hallucinating.passed and "hallucination rate 30.00%" in hallucinating.reasons[0]
 
 
+def test_evaluation_batches_prompts_of_similar_length_and_keeps_sample_order() -> None:
+    from collections.abc import Sequence
+
+    from forge_core.backends import ModelBackendSpec
+    from forge_core.config import EvalSettings
+    from forge_core.contracts import ChatMessage
+    from forge_core.evaluation import GENERATION_BATCH, run_model
+    from forge_core.hookspecs import hookimpl
+
+    batches: list[list[int]] = []
+
+    class RecordingBackend:
+        """Answers with the question's last word; records each batch's prompt lengths."""
+
+        def generate(
+            self,
+            conversations: Sequence[Sequence[ChatMessage]],
+            *,
+            max_new_tokens: int = 256,
+            temperature: float = 0.0,
+        ) -> list[str]:
+            batches.append([len(c[-1].content) for c in conversations])
+            return [f"<ANSWER>: {c[-1].content.split()[-1]}" for c in conversations]
+
+        def score(self, conversations: Sequence[Sequence[ChatMessage]]) -> list[list[float]]:
+            return [[-float(len(c[-1].content))] for c in conversations]
+
+        def close(self) -> None:
+            return None
+
+    class RecordingPlugin:
+        @hookimpl
+        def register_model_backends(self) -> list[ModelBackendSpec]:
+            return [ModelBackendSpec("recording", lambda *_: RecordingBackend())]
+
+    registry = PluginRegistry(entry_points=False)
+    registry.register(RecordingPlugin(), "recording")
+    # Long and short questions alternate: batched in file order, every batch would mix them.
+    lengths = [300 if i % 2 else 10 + i for i in range(2 * GENERATION_BATCH)]
+    examples = [
+        Example(
+            id=f"e{i}",
+            messages=[
+                ChatMessage(role="user", content="x" * (n - 6) + f" name{i}"),
+                ChatMessage(role="assistant", content=f"<ANSWER>: name{i}"),
+            ],
+            question_type="t",
+            language="python",
+            path="a.py",
+            oracle_id="u",
+        )
+        for i, n in enumerate(lengths)
+    ]
+    samples = run_model(registry, EvalSettings(backend="recording"), "m", None, examples)
+
+    asked = [len(e.messages[0].content) for e in examples]
+    assert [sorted(b) for b in batches] == [sorted(asked[1::2]), sorted(asked[0::2])]
+    assert min(batches[0]) >= 300 > max(batches[1])
+    assert [s.id for s in samples] == [e.id for e in examples]  # the caller's order
+    assert [s.prediction for s in samples] == [f"<ANSWER>: name{i}" for i in range(len(lengths))]
+    # Each sample is scored on its own conversation (its last message: the answer).
+    assert [s.token_logprobs for s in samples] == [
+        [-float(len(e.messages[-1].content))] for e in examples
+    ]
+
+
 def test_deploy_refuses_failing_gate(
     toy_settings: ForgeSettings, toy_registry: PluginRegistry, toy_repo: Path, tmp_path: Path
 ) -> None:

@@ -56,29 +56,42 @@ class TorchBackend:
         max_new_tokens: int = 256,
         temperature: float = 0.0,
     ) -> list[str]:
-        """Greedy (or sampled, with ``temperature`` > 0) answers, in order."""
-        answers: list[str] = []
-        for start in range(0, len(conversations), self.batch_size):
-            chunk = conversations[start : start + self.batch_size]
-            prompts = [
-                self.tokenizer.apply_chat_template(
-                    self._plain(c), tokenize=False, add_generation_prompt=True
-                )
-                for c in chunk
-            ]
+        """Greedy (or sampled, with ``temperature`` > 0) answers, in order.
+
+        Prompts are batched by token length (longest first): a batch is padded to its
+        longest prompt, and its new tokens must fit the context after that prompt.
+        """
+        prompts = [
+            self.tokenizer.apply_chat_template(
+                self._plain(c), tokenize=False, add_generation_prompt=True
+            )
+            for c in conversations
+        ]
+        lengths = (
+            [len(ids) for ids in self.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+            if prompts
+            else []
+        )
+        order = sorted(range(len(prompts)), key=lambda index: -lengths[index])
+        sampling = (
+            {"do_sample": True, "temperature": temperature}
+            if temperature > 0
+            else {"do_sample": False}
+        )
+        answers: dict[int, str] = {}
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            room = self.new_token_room(max(lengths[i] for i in chunk), max_new_tokens)
+            if room == 0:  # the prompts fill the model's context: nothing can follow
+                answers.update((i, "") for i in chunk)
+                continue
             encoded = self.tokenizer(
-                prompts, return_tensors="pt", padding=True, add_special_tokens=False
+                [prompts[i] for i in chunk],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,
             )
             encoded = {k: v.to(self.placement.device) for k, v in encoded.items()}
-            room = self.new_token_room(encoded["input_ids"].shape[1], max_new_tokens)
-            if room == 0:  # the prompts fill the model's context: nothing can follow
-                answers.extend("" for _ in chunk)
-                continue
-            sampling = (
-                {"do_sample": True, "temperature": temperature}
-                if temperature > 0
-                else {"do_sample": False}
-            )
             output = self.model.generate(
                 **encoded,
                 max_new_tokens=room,
@@ -86,8 +99,9 @@ class TorchBackend:
                 **sampling,
             )
             new_tokens = output[:, encoded["input_ids"].shape[1] :]
-            answers.extend(self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
-        return [answer.strip() for answer in answers]
+            decoded = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+            answers.update(zip(chunk, decoded, strict=True))
+        return [answers[i].strip() for i in range(len(prompts))]
 
     @torch.no_grad()
     def score(self, conversations: Sequence[Sequence[ChatMessage]]) -> list[list[float]]:
