@@ -227,8 +227,33 @@ class Forge:
         return self._stage("synth", inputs, work)
 
     def _example_token_limit(self) -> int:
-        """Most tokens one training example may hold: the validation cap or the model's."""
-        return min(self.settings.validation.max_tokens, self.settings.train.max_seq_len)
+        """Most tokens the messages of one example may hold: the validation cap, or the
+        trainer's sequence length less what the model's chat template adds around them."""
+        room = self.settings.train.max_seq_len - self._chat_template_tokens()
+        return max(1, min(self.settings.validation.max_tokens, room))
+
+    def _chat_template_tokens(self) -> int:
+        """Tokens the base model's chat template adds to a system/user/assistant example
+        (0 when the base model is not a local folder with a template)."""
+        from forge_core.chat_template import ChatTemplateError, load_chat_template
+        from forge_core.validation import token_counter
+
+        tokenizer_file = self._tokenizer_file()
+        if tokenizer_file is None:
+            return 0
+        try:
+            template = load_chat_template(tokenizer_file.parent)
+        except ChatTemplateError as error:
+            raise RunError(f"base model {tokenizer_file.parent}: {error}") from error
+        if template is None:
+            return 0
+        count_tokens, _ = token_counter(tokenizer_file)
+        for roles in (("system", "user", "assistant"), ("user", "assistant")):
+            try:  # some templates refuse a system turn
+                return template.overhead(roles, count_tokens)
+            except ChatTemplateError:
+                continue
+        return 0
 
     def validate(self) -> StageOutcome:
         """Check, deduplicate and score the examples, then split them into train/valid/test."""

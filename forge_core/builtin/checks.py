@@ -42,7 +42,10 @@ def check_length(example: Example, context: ValidationContext) -> str | None:
     if tokens < context.settings.min_tokens:
         return "length: fewer tokens than validation.min_tokens"
     if tokens > context.settings.max_tokens:
-        return "length: more tokens than validation.max_tokens (or train.max_seq_len)"
+        return (
+            "length: more tokens than validation.max_tokens "
+            "(or train.max_seq_len less the chat template's own tokens)"
+        )
     return None
 
 

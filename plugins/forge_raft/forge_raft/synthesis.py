@@ -85,7 +85,8 @@ def common_names() -> frozenset[str]:
     return frozenset(name for names in data.values() for name in names)
 
 
-#: Tokens the chat template adds around the messages (role markers, end tokens).
+#: Tokens kept spare below the request's ``max_tokens`` (which already leaves out the
+#: chat template's own tokens: the pipeline measures them) for what joining parts can add.
 TEMPLATE_TOKENS = 32
 #: Tokens of the blank line between two documents of a context.
 SEPARATOR_TOKENS = 2

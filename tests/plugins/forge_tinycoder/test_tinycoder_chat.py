@@ -78,3 +78,44 @@ def test_forge_torch_finds_the_answer(tokenizer) -> None:
 def test_unknown_role_is_refused(tokenizer) -> None:
     with pytest.raises(Exception, match="roles system, user and assistant"):
         tokenizer.apply_chat_template([{"role": "tool", "content": "x"}], tokenize=False)
+
+
+@pytest.mark.parametrize("messages", CONVERSATIONS)
+def test_forge_core_renders_the_template_as_transformers_does(tokenizer, messages) -> None:
+    from forge_core.chat_template import load_chat_template
+
+    template = load_chat_template(MODEL_DIR)
+    assert template is not None
+    assert template.render(messages) == tokenizer.apply_chat_template(messages, tokenize=False)
+    assert template.render(messages[:-1], add_generation_prompt=True) == (
+        tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+    )
+
+
+def test_template_overhead_is_what_the_trainer_adds(tokenizer) -> None:
+    """Content tokens + the measured overhead = the trainer's length of the example."""
+    from forge_core.chat_template import load_chat_template
+    from forge_core.validation import token_counter
+
+    data = pytest.importorskip("forge_torch.data")
+    count, _ = token_counter(MODEL_DIR / "tokenizer.json")
+    overhead = load_chat_template(MODEL_DIR).overhead(("system", "user", "assistant"), count)
+    assert overhead == 12  # per turn: role token, newline, end token, newline
+    messages = CONVERSATIONS[1]
+    content = sum(count(m["content"]) for m in messages)
+    assert content + overhead == len(data.tokenize_conversation(tokenizer, messages))
+
+
+def test_examples_leave_room_for_the_template(tmp_path, monkeypatch) -> None:
+    from forge_core.config import ForgeSettings
+    from forge_core.pipeline import Forge
+    from forge_core.plugins import PluginRegistry
+
+    monkeypatch.chdir(tmp_path)
+    settings = ForgeSettings.model_validate(
+        {"train": {"max_seq_len": 512}, "validation": {"max_tokens": 2048}}
+    )
+    forge = Forge(settings, tmp_path / "run", registry=PluginRegistry())
+    assert forge._example_token_limit() == 512 - 12
+    settings.validation.max_tokens = 300
+    assert forge._example_token_limit() == 300
