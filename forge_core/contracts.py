@@ -284,6 +284,11 @@ class EvalSample(Contract):
     language: str = ""
     prompt: list[ChatMessage] = Field(default_factory=list)
     context: str = Field(default="", description="The documents given in the prompt.")
+    question: str = Field(
+        default="",
+        description="The question alone (the example's `question`); empty: not known, "
+        "and the report takes it from the end of the last user turn.",
+    )
     reference: str = Field(description="The reference answer.")
     prediction: str = Field(default="", description="The model's answer.")
     token_logprobs: list[float] | None = Field(

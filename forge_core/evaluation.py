@@ -46,6 +46,7 @@ def samples_from_examples(examples: list[Example]) -> list[EvalSample]:
                 language=example.language,
                 prompt=prompt,
                 context=context,
+                question=example.question,
                 reference=example.messages[-1].content,
             )
         )

@@ -215,7 +215,10 @@ class SampleView:
 
 
 def question_of(sample: EvalSample) -> str:
-    """The question asked: the end of the last user turn (after ``Question:`` when present)."""
+    """The question asked: the sample's own ``question`` when the synthesizer set one, else
+    the end of the last user turn (after ``Question:`` when present)."""
+    if sample.question:
+        return sample.question.strip()
     users = [m.content for m in sample.prompt if m.role == "user"]
     text = users[-1] if users else sample.context
     _, mark, question = text.rpartition("Question:")

@@ -190,3 +190,35 @@ def test_report_of_a_plugin_metric_without_details(tmp_path: Path) -> None:
     html = write_report(tmp_path, document, samples, None).read_text()
     assert "Quality gate passed" in html and "+1</td>" in html
     assert "By question type" not in html and "a &amp; b" in html
+
+
+def test_the_question_shown_is_the_samples_own_when_known() -> None:
+    from forge_core.report import question_of
+
+    sample = samples_for(["<ANSWER>: x"] * 4, -1.0)[0]
+    assert question_of(sample) == "What does load call?"  # cut from the user turn
+    # A synthesizer that states its question needs no "Question:" marker in the prompt.
+    sample.prompt = [ChatMessage(role="user", content="<DOCUMENT>…</DOCUMENT>\nWhich file?")]
+    sample.question = "Which file holds load?"
+    assert question_of(sample) == "Which file holds load?"
+
+
+def test_evaluation_samples_carry_the_examples_question() -> None:
+    from forge_core.contracts import Example
+    from forge_core.evaluation import samples_from_examples
+
+    example = Example(
+        id="e",
+        messages=[
+            ChatMessage(role="user", content="docs\nWhere is load?"),
+            ChatMessage(role="assistant", content="<ANSWER>: a.py"),
+        ],
+        question_type="location",
+        language="python",
+        path="a.py",
+        oracle_id="u",
+        question="Where is load?",
+    )
+    (sample,) = samples_from_examples([example])
+    assert sample.question == "Where is load?"
+    assert sample.reference == "<ANSWER>: a.py"
