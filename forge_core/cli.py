@@ -121,6 +121,40 @@ def open_forge(
     return Forge(settings, run_dir, progress=RichProgress(), force=force)
 
 
+#: Figures shown for a stage in the run table, at most.
+DETAIL_FIGURES = 6
+
+
+def stage_details(metrics: dict[str, Any]) -> str:
+    """A stage's figures in one line: the gate's verdict first, nested figures by a dotted
+    name (``Q8_0.top1_agreement``), numbers to 4 significant digits."""
+    parts: list[str] = []
+    gate = metrics.get("gate")
+    if isinstance(gate, dict) and "passed" in gate:
+        reasons = gate.get("reasons") or []
+        verdict = "passed" if gate["passed"] else "failed"
+        parts.append(f"gate {verdict}" + (f": {reasons[0]}" if reasons else ""))
+        if not gate["passed"] and len(reasons) > 1:
+            parts[-1] += f" (+{len(reasons) - 1} more)"
+        return ", ".join(parts)  # the metric table follows the run table
+
+    def figure(value: object) -> str:
+        if isinstance(value, float):
+            return str(int(value)) if value.is_integer() else f"{value:.4g}"
+        return str(value)
+
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            parts.extend(
+                f"{key}.{name}={figure(inner)}"
+                for name, inner in value.items()
+                if not isinstance(inner, dict | list)
+            )
+        elif not isinstance(value, list):
+            parts.append(f"{key}={figure(value)}")
+    return ", ".join(parts[:DETAIL_FIGURES])
+
+
 def show_outcomes(forge: Forge, outcomes: list[StageOutcome]) -> None:
     """Print a table of what each stage did."""
     from rich.console import Console
@@ -136,8 +170,7 @@ def show_outcomes(forge: Forge, outcomes: list[StageOutcome]) -> None:
         style = STATUS_STYLE.get(outcome.status, "")
         details = outcome.message
         if outcome.manifest is not None and not details:
-            figures = {k: v for k, v in outcome.manifest.metrics.items() if not isinstance(v, dict)}
-            details = ", ".join(f"{k}={v}" for k, v in list(figures.items())[:6])
+            details = stage_details(outcome.manifest.metrics)
         table.add_row(outcome.stage, f"[{style}]{outcome.status}[/]", details)
     Console(stderr=True).print(table)
 

@@ -102,3 +102,19 @@ def test_import_forge_core_loads_no_heavy_modules() -> None:
     }
     assert "forge_core" in imported
     assert not imported & {"torch", "transformers", "tree_sitter", "numpy"}
+
+
+def test_stage_details_show_nested_figures_and_the_gate() -> None:
+    from forge_core.cli import stage_details
+
+    train = {"steps": 100.0, "final_loss": 3.679177, "real_tokens": 335477.0, "dropped": 0}
+    assert stage_details(train) == "steps=100, final_loss=3.679, real_tokens=335477, dropped=0"
+    export = {"Q8_0": {"top1_agreement": 0.992188, "mean_kl": 0.000143, "nested": {"x": 1}}}
+    assert stage_details(export) == "Q8_0.top1_agreement=0.9922, Q8_0.mean_kl=0.000143"
+    evaluation = {
+        "base": {"exact_match": 0.0},
+        "gate": {"passed": False, "reasons": ["hallucination regressed", "rate above 25%"]},
+    }
+    assert stage_details(evaluation) == "gate failed: hallucination regressed (+1 more)"
+    assert stage_details({"gate": {"passed": True, "reasons": []}}) == "gate passed"
+    assert stage_details({f"k{i}": i for i in range(10)}).count("=") == 6
