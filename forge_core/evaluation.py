@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from forge_core.contracts import (
     Example,
     TrainResult,
 )
-from forge_core.files import read_jsonl
+from forge_core.files import read_jsonl, write_text_atomic
 from forge_core.plugins import PluginRegistry
 from forge_core.progress import Progress
 
@@ -180,11 +181,12 @@ def evaluate_run(
     run_path: Path,
     trained: TrainResult,
     progress: Progress,
-) -> tuple[dict[str, Any], Path]:
+) -> tuple[dict[str, Any], list[Path]]:
     """The ``eval`` stage on one run: both models, every metric, the gate, the report.
 
     Returns the ``metrics.json`` document (metrics per model, the gate's verdict,
-    each metric's details) and the path of the HTML report it wrote.
+    each metric's details) and the files it wrote: the HTML report and
+    ``answers.jsonl``.
     """
     from forge_core.builtin.metrics import repository_symbols
     from forge_core.report import write_report
@@ -230,4 +232,28 @@ def evaluate_run(
         },
     }
     loss_png = Path(trained.plot_file) if trained.plot_file else None
-    return document, write_report(run_path, document, samples, loss_png)
+    report = write_report(run_path, document, samples, loss_png)
+    answers = write_answers(run_path / "eval" / "answers.jsonl", samples)
+    return document, [report, answers]
+
+
+def write_answers(path: Path, samples: dict[str, list[EvalSample]]) -> Path:
+    """``eval/answers.jsonl``: each test question with the reference and every model's
+    answer side by side (the report shows a selection; this file has them all)."""
+    by_id: dict[str, dict[str, Any]] = {}
+    for label, items in samples.items():
+        for sample in items:
+            row = by_id.setdefault(
+                sample.id,
+                {
+                    "id": sample.id,
+                    "question_type": sample.question_type,
+                    "language": sample.language,
+                    "question": sample.question,
+                    "reference": sample.reference,
+                },
+            )
+            row[label] = sample.prediction
+    lines = [json.dumps(row, ensure_ascii=False) + "\n" for row in by_id.values()]
+    write_text_atomic(path, "".join(lines))
+    return path

@@ -353,12 +353,12 @@ class Forge:
             self.registry.find("evaluate", metric)
 
         def work(folder: Path) -> StageWork:
-            document, report = evaluate_run(
+            document, written = evaluate_run(
                 self.registry, section, self.run.path, self.trained(), self.progress
             )
             write_json_atomic(folder / "metrics.json", document)
             metrics = {**document["metrics"], "gate": document["gate"]}
-            return StageWork([folder / "metrics.json", report], metrics)
+            return StageWork([folder / "metrics.json", *written], metrics)
 
         return self._stage(
             "eval",

@@ -36,6 +36,12 @@ def test_run_all_writes_every_stage(
     assert metrics["metrics"]["fine_tuned"]["toy_metric"] == 1.0
     assert metrics["metrics"]["base"]["toy_metric"] == 0.0
     assert metrics["gate"]["passed"] is True
+    # Every test question with both models' answers (the toy base knows none of them).
+    answers = [json.loads(line) for line in (forge.run.path / "eval" / "answers.jsonl").open()]
+    assert [a["id"] for a in answers] == [e.id for e in splits["test"]]
+    assert all(a["base"] == "<ANSWER>: unknown" for a in answers)
+    assert all(a["fine_tuned"] != a["base"] and a["reference"] for a in answers)
+    assert "eval/answers.jsonl" in forge.run.require("eval").outputs
     assert forge.deployment().endpoint == "http://127.0.0.1:9/v1"
     manifest = forge.run.require("train")
     assert manifest.plugins == {"toy": "1.2.3"} and manifest.config["trainer"] == "toy"
