@@ -160,6 +160,12 @@ class TrainSettings(Section):
     compile: bool = Field(default=False, description="torch.compile the decoder (CUDA).")
     save_every: int = Field(default=50, gt=0, description="Checkpoint every N optimizer steps.")
     eval_every: int = Field(default=50, gt=0)
+    valid_max_examples: int | None = Field(
+        default=256,
+        gt=0,
+        description="Validation examples behind the periodic validation loss (and early "
+        "stopping): a fixed random sample of the valid split; empty: all of them.",
+    )
     early_stopping_patience: int | None = Field(default=None, gt=0)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     seed: int = 0

@@ -69,11 +69,19 @@ def tokenize_conversation(tokenizer: Any, messages: Sequence[dict[str, str]]) ->
 
 
 def tokenize_file(
-    tokenizer: Any, path: Path, max_seq_len: int
+    tokenizer: Any, path: Path, max_seq_len: int, *, sample: int | None = None, seed: int = 0
 ) -> tuple[list[TokenizedExample], int]:
-    """Tokenise a split; examples longer than ``max_seq_len`` are dropped and counted."""
+    """Tokenise a split; examples longer than ``max_seq_len`` are dropped and counted.
+
+    ``sample``: tokenise only that many conversations, a fixed random choice (by
+    ``seed``) kept in file order, when the split has more.
+    """
+    conversations = read_messages(path)
+    if sample is not None and len(conversations) > sample:
+        chosen = sorted(random.Random(seed).sample(range(len(conversations)), sample))
+        conversations = [conversations[i] for i in chosen]
     examples, too_long = [], 0
-    for messages in read_messages(path):
+    for messages in conversations:
         example = tokenize_conversation(tokenizer, messages)
         if len(example) > max_seq_len:
             too_long += 1

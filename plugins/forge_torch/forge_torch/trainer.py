@@ -99,7 +99,13 @@ def setup(request: TrainRequest) -> Setup:
         )
     valid: list[TokenizedExample] = []
     if request.valid_file and Path(request.valid_file).is_file():
-        valid, _ = tokenize_file(tokenizer, Path(request.valid_file), settings.max_seq_len)
+        valid, _ = tokenize_file(
+            tokenizer,
+            Path(request.valid_file),
+            settings.max_seq_len,
+            sample=settings.valid_max_examples,
+            seed=settings.seed,
+        )
     model = None
     if not settings.quantize_4bit:
         model = load_base_model(request.base_model, placement)

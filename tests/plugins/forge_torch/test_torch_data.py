@@ -102,3 +102,20 @@ def test_padded_rows_do_not_change_real_tokens(tiny_llama: Path) -> None:
         ).logits
         alone = model(input_ids=torch.tensor([short.input_ids])).logits[0]
     assert torch.allclose(logits[1, :5], alone, atol=1e-5)
+
+
+def test_a_split_can_be_sampled_reproducibly(tiny_llama: Path, tmp_path: Path) -> None:
+    from forge_torch.data import tokenize_file
+    from tests.plugins.forge_torch.conftest import write_examples
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    path = write_examples(tmp_path / "valid.jsonl", 40)
+    everything, _ = tokenize_file(tokenizer, path, 4096)
+    sample, _ = tokenize_file(tokenizer, path, 4096, sample=10, seed=3)
+    again, _ = tokenize_file(tokenizer, path, 4096, sample=10, seed=3)
+    other, _ = tokenize_file(tokenizer, path, 4096, sample=10, seed=4)
+    assert len(everything) == 40 and len(sample) == 10
+    assert sample == again and sample != other  # fixed by the seed
+    positions = [everything.index(example) for example in sample]
+    assert positions == sorted(positions)  # a subset, in file order
+    assert tokenize_file(tokenizer, path, 4096, sample=100)[0] == everything

@@ -132,3 +132,13 @@ def test_qlora_trains_on_cuda(tiny_llama: Path, splits: tuple[Path, Path], tmp_p
     )
     assert result.metrics["steps"] == 6
     assert (Path(result.adapter_dir) / "adapter_model.safetensors").exists()
+
+
+def test_validation_loss_uses_a_sample_of_the_valid_split(
+    tiny_llama: Path, splits: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from forge_torch.trainer import setup
+
+    assert len(setup(request(tiny_llama, splits, tmp_path / "a")).valid) == 8  # all (≤ 256)
+    sampled = setup(request(tiny_llama, splits, tmp_path / "b", valid_max_examples=3))
+    assert len(sampled.valid) == 3
