@@ -7,14 +7,16 @@ they use this module to learn how many tokens the template adds, so that an exam
 they keep is one the trainer can keep too.
 
 The template is rendered the way Hugging Face tokenizers render it: Jinja2 in a
-sandbox, ``trim_blocks`` and ``lstrip_blocks`` on, with ``raise_exception`` and the
-tokenizer's special tokens (``bos_token``, ``eos_token``, ...) in scope.
+sandbox, ``trim_blocks`` and ``lstrip_blocks`` on, with ``raise_exception``,
+``strftime_now`` and the tokenizer's special tokens (``bos_token``, ``eos_token``, ...)
+in scope.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -124,6 +126,8 @@ def _compile(source: str) -> Any:
         trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
     )
     environment.globals["raise_exception"] = _raise_exception
+    # Llama 3 templates print today's date.
+    environment.globals["strftime_now"] = lambda format: datetime.now().strftime(format)
     environment.filters["tojson"] = lambda value, indent=None: json.dumps(
         value, ensure_ascii=False, indent=indent
     )

@@ -79,3 +79,14 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
     assert template is not None
     with pytest.raises(ChatTemplateError, match="refused the conversation: no system"):
         template.render([{"role": "system", "content": "s"}])
+
+
+def test_templates_may_print_the_date(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    dated = "Today: {{ strftime_now('%Y') }}{% for m in messages %}|{{ m['content'] }}{% endfor %}"
+    template = load_chat_template(write_config(tmp_path, chat_template=dated))
+    assert template is not None
+    assert template.render([{"role": "user", "content": "hi"}]) == (
+        f"Today: {datetime.now().year}|hi"
+    )

@@ -119,3 +119,21 @@ def test_a_split_can_be_sampled_reproducibly(tiny_llama: Path, tmp_path: Path) -
     positions = [everything.index(example) for example in sample]
     assert positions == sorted(positions)  # a subset, in file order
     assert tokenize_file(tokenizer, path, 4096, sample=100)[0] == everything
+
+
+def test_core_template_rendering_and_overhead_match_the_trainer(
+    tiny_llama: Path, tiny_qwen2: Path
+) -> None:
+    """forge_core counts what the trainer will count, without loading transformers."""
+    from forge_core.chat_template import load_chat_template
+    from forge_core.validation import token_counter
+
+    for model in (tiny_llama, tiny_qwen2):
+        tokenizer = AutoTokenizer.from_pretrained(model)
+        template = load_chat_template(model)
+        assert template is not None
+        assert template.render(MESSAGES) == tokenizer.apply_chat_template(MESSAGES, tokenize=False)
+        count, _ = token_counter(model / "tokenizer.json")
+        overhead = template.overhead([m["role"] for m in MESSAGES], count)
+        content = sum(count(m["content"]) for m in MESSAGES)
+        assert content + overhead == len(tokenize_conversation(tokenizer, MESSAGES))
