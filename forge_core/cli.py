@@ -126,8 +126,9 @@ DETAIL_FIGURES = 6
 
 
 def stage_details(metrics: dict[str, Any]) -> str:
-    """A stage's figures in one line: the gate's verdict first, nested figures by a dotted
-    name (``Q8_0.top1_agreement``), numbers to 4 significant digits."""
+    """A stage's figures in one line: the gate's verdict alone for eval, counts by reason
+    as their total (``rejected=553``), other nested figures by a dotted name
+    (``Q8_0.top1_agreement``), numbers to 4 significant digits."""
     parts: list[str] = []
     gate = metrics.get("gate")
     if isinstance(gate, dict) and "passed" in gate:
@@ -144,7 +145,15 @@ def stage_details(metrics: dict[str, Any]) -> str:
         return str(value)
 
     for key, value in metrics.items():
-        if isinstance(value, dict):
+        if (
+            isinstance(value, dict)
+            and value
+            and all(
+                isinstance(inner, int) and not isinstance(inner, bool) for inner in value.values()
+            )
+        ):  # counts by reason or kind: their total (the stage's report has the breakdown)
+            parts.append(f"{key}={sum(value.values())}")
+        elif isinstance(value, dict):
             parts.extend(
                 f"{key}.{name}={figure(inner)}"
                 for name, inner in value.items()

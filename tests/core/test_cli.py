@@ -118,3 +118,5 @@ def test_stage_details_show_nested_figures_and_the_gate() -> None:
     assert stage_details(evaluation) == "gate failed: hallucination regressed (+1 more)"
     assert stage_details({"gate": {"passed": True, "reasons": []}}) == "gate passed"
     assert stage_details({f"k{i}": i for i in range(10)}).count("=") == 6
+    validate = {"kept": 7, "rejected": {"length: too many tokens": 5, "secret: key": 1}}
+    assert stage_details(validate) == "kept=7, rejected=6"
