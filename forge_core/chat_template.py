@@ -25,10 +25,14 @@ __all__ = [
     "ChatTemplate",
     "ChatTemplateError",
     "load_chat_template",
+    "template_tokens",
 ]
 
 #: Content of each probe message when measuring a template's own tokens.
 PROBE_CONTENT = "x"
+#: The turns of a training example, then the same without a system turn (which some
+#: templates refuse).
+EXAMPLE_ROLES = (("system", "user", "assistant"), ("user", "assistant"))
 
 
 class ChatTemplateError(ValueError):
@@ -99,6 +103,20 @@ def load_chat_template(model_dir: Path) -> ChatTemplate | None:
     if not isinstance(source, str) or not source.strip():
         return None
     return ChatTemplate(source, _special_tokens(config))
+
+
+def template_tokens(model_dir: Path, count_tokens: Callable[[str], int]) -> int:
+    """Tokens the chat template saved in ``model_dir`` adds to a training example's
+    messages: 0 when the folder has no template, or it refuses both role sets."""
+    template = load_chat_template(model_dir)
+    if template is None:
+        return 0
+    for roles in EXAMPLE_ROLES:
+        try:
+            return template.overhead(roles, count_tokens)
+        except ChatTemplateError:
+            continue
+    return 0
 
 
 def _special_tokens(config: dict[str, Any]) -> dict[str, str]:

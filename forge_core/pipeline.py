@@ -226,34 +226,25 @@ class Forge:
         }
         return self._stage("synth", inputs, work)
 
-    def _example_token_limit(self) -> int:
+    def _example_token_limit(self, count_tokens: Callable[[str], int] | None = None) -> int:
         """Most tokens the messages of one example may hold: the validation cap, or the
-        trainer's sequence length less what the model's chat template adds around them."""
-        room = self.settings.train.max_seq_len - self._chat_template_tokens()
-        return max(1, min(self.settings.validation.max_tokens, room))
+        trainer's sequence length less what the model's chat template adds around them.
 
-    def _chat_template_tokens(self) -> int:
-        """Tokens the base model's chat template adds to a system/user/assistant example
-        (0 when the base model is not a local folder with a template)."""
-        from forge_core.chat_template import ChatTemplateError, load_chat_template
+        ``count_tokens``: the base model's token counter, when the caller has loaded it.
+        """
+        from forge_core.chat_template import ChatTemplateError, template_tokens
         from forge_core.validation import token_counter
 
+        room = self.settings.train.max_seq_len
         tokenizer_file = self._tokenizer_file()
-        if tokenizer_file is None:
-            return 0
-        try:
-            template = load_chat_template(tokenizer_file.parent)
-        except ChatTemplateError as error:
-            raise RunError(f"base model {tokenizer_file.parent}: {error}") from error
-        if template is None:
-            return 0
-        count_tokens, _ = token_counter(tokenizer_file)
-        for roles in (("system", "user", "assistant"), ("user", "assistant")):
-            try:  # some templates refuse a system turn
-                return template.overhead(roles, count_tokens)
-            except ChatTemplateError:
-                continue
-        return 0
+        if tokenizer_file is not None:
+            if count_tokens is None:
+                count_tokens, _ = token_counter(tokenizer_file)
+            try:
+                room -= template_tokens(tokenizer_file.parent, count_tokens)
+            except ChatTemplateError as error:
+                raise RunError(f"base model {tokenizer_file.parent}: {error}") from error
+        return max(1, min(self.settings.validation.max_tokens, room))
 
     def validate(self) -> StageOutcome:
         """Check, deduplicate and score the examples, then split them into train/valid/test."""
@@ -271,7 +262,7 @@ class Forge:
             count_tokens.prime(m.content for e in examples for m in e.messages)
             # An example longer than the training sequence would be dropped by the trainer:
             # reject it here, where the report counts it.
-            limit = self._example_token_limit()
+            limit = self._example_token_limit(count_tokens)
             settings = self.settings.validation.model_copy(update={"max_tokens": limit})
             context = ValidationContext({u.id: u for u in units}, settings, count_tokens)
             splits, report = validate_examples(examples, context, self.registry.validation_checks())

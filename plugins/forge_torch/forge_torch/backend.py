@@ -67,12 +67,10 @@ class TorchBackend:
             )
             for c in conversations
         ]
-        lengths = (
-            [len(ids) for ids in self.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
-            if prompts
-            else []
+        token_ids: list[list[int]] = (
+            self.tokenizer(prompts, add_special_tokens=False)["input_ids"] if prompts else []
         )
-        order = sorted(range(len(prompts)), key=lambda index: -lengths[index])
+        order = sorted(range(len(token_ids)), key=lambda index: -len(token_ids[index]))
         sampling = (
             {"do_sample": True, "temperature": temperature}
             if temperature > 0
@@ -81,15 +79,12 @@ class TorchBackend:
         answers: dict[int, str] = {}
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            room = self.new_token_room(max(lengths[i] for i in chunk), max_new_tokens)
+            room = self.new_token_room(max(len(token_ids[i]) for i in chunk), max_new_tokens)
             if room == 0:  # the prompts fill the model's context: nothing can follow
                 answers.update((i, "") for i in chunk)
                 continue
-            encoded = self.tokenizer(
-                [prompts[i] for i in chunk],
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=False,
+            encoded = self.tokenizer.pad(
+                {"input_ids": [token_ids[i] for i in chunk]}, return_tensors="pt"
             )
             encoded = {k: v.to(self.placement.device) for k, v in encoded.items()}
             output = self.model.generate(
@@ -101,7 +96,7 @@ class TorchBackend:
             new_tokens = output[:, encoded["input_ids"].shape[1] :]
             decoded = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
             answers.update(zip(chunk, decoded, strict=True))
-        return [answers[i].strip() for i in range(len(prompts))]
+        return [answers[i].strip() for i in range(len(token_ids))]
 
     @torch.no_grad()
     def score(self, conversations: Sequence[Sequence[ChatMessage]]) -> list[list[float]]:
