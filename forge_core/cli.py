@@ -129,15 +129,16 @@ def stage_details(metrics: dict[str, Any]) -> str:
     """A stage's figures in one line: the gate's verdict alone for eval, counts by reason
     as their total (``rejected=553``), other nested figures by a dotted name
     (``Q8_0.top1_agreement``), numbers to 4 significant digits."""
-    parts: list[str] = []
     gate = metrics.get("gate")
-    if isinstance(gate, dict) and "passed" in gate:
+    if isinstance(gate, dict) and "passed" in gate:  # the metric table follows the run table
         reasons = gate.get("reasons") or []
-        verdict = "passed" if gate["passed"] else "failed"
-        parts.append(f"gate {verdict}" + (f": {reasons[0]}" if reasons else ""))
-        if not gate["passed"] and len(reasons) > 1:
-            parts[-1] += f" (+{len(reasons) - 1} more)"
-        return ", ".join(parts)  # the metric table follows the run table
+        line = f"gate {'passed' if gate['passed'] else 'failed'}"
+        if reasons:
+            line += f": {reasons[0]}"
+        if len(reasons) > 1:
+            line += f" (+{len(reasons) - 1} more)"
+        return line
+    parts: list[str] = []
 
     def figure(value: object) -> str:
         if isinstance(value, float):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from forge_core.files import read_jsonl
 from forge_core.pipeline import Forge
 from forge_core.plugins import PluginNotFound, PluginRegistry
 from forge_core.runs import STAGES, RunError
-from tests.core.toy_plugin import ToyPlugin
+from tests.core.toy_plugin import ToyBackend, ToyPlugin
 
 
 def test_run_all_writes_every_stage(
@@ -101,8 +102,6 @@ def test_gate_refuses_a_regression() -> None:
 
 
 def test_evaluation_batches_prompts_of_similar_length_and_keeps_sample_order() -> None:
-    from collections.abc import Sequence
-
     from forge_core.backends import ModelBackendSpec
     from forge_core.config import EvalSettings
     from forge_core.contracts import ChatMessage
@@ -110,30 +109,24 @@ def test_evaluation_batches_prompts_of_similar_length_and_keeps_sample_order() -
     from forge_core.hookspecs import hookimpl
 
     batches: list[list[int]] = []
+    # The toy backend answers with the question's last word; it records each batch's
+    # prompt lengths and scores each conversation by its answer's length.
+    backend = ToyBackend(adapter="tuned")
+    answer = backend.generate
 
-    class RecordingBackend:
-        """Answers with the question's last word; records each batch's prompt lengths."""
+    def recording_generate(conversations: list[list[ChatMessage]], **options: Any) -> list[str]:
+        batches.append([len(c[-1].content) for c in conversations])
+        return answer(conversations, **options)
 
-        def generate(
-            self,
-            conversations: Sequence[Sequence[ChatMessage]],
-            *,
-            max_new_tokens: int = 256,
-            temperature: float = 0.0,
-        ) -> list[str]:
-            batches.append([len(c[-1].content) for c in conversations])
-            return [f"<ANSWER>: {c[-1].content.split()[-1]}" for c in conversations]
-
-        def score(self, conversations: Sequence[Sequence[ChatMessage]]) -> list[list[float]]:
-            return [[-float(len(c[-1].content))] for c in conversations]
-
-        def close(self) -> None:
-            return None
+    backend.generate = recording_generate  # type: ignore[method-assign]
+    backend.score = lambda conversations: [  # type: ignore[method-assign]
+        [-float(len(c[-1].content))] for c in conversations
+    ]
 
     class RecordingPlugin:
         @hookimpl
         def register_model_backends(self) -> list[ModelBackendSpec]:
-            return [ModelBackendSpec("recording", lambda *_: RecordingBackend())]
+            return [ModelBackendSpec("recording", lambda *_: backend)]
 
     registry = PluginRegistry(entry_points=False)
     registry.register(RecordingPlugin(), "recording")
