@@ -24,8 +24,10 @@ if [ ! -f "$latest/deploy/deployment.json" ] && [ -f "$latest/export/manifest.js
 fi
 echo
 echo "Q: What does Forge.run_all do?"
-forge chat --run-dir "$latest" -m "What does Forge.run_all do?" --max-tokens 120
+# `forge ask` puts the code the question names in context, as in training.
+forge ask --run-dir "$latest" "What does Forge.run_all do?" --max-tokens 120
 echo
 echo "Done in $(( $(date +%s) - started ))s. The model is still being served:"
-echo "  forge chat                 # ask more"
+echo "  forge ask \"QUESTION\"       # ask more, with the code in context"
+echo "  forge chat                 # chat without it"
 echo "  forge llamacpp stop        # stop the server"

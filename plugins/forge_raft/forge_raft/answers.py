@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import yaml
+
+if TYPE_CHECKING:
+    from forge_raft.documents import Document
 
 __all__ = [
     "ANSWER_PREFIX",
@@ -123,6 +126,12 @@ class Templates:
     def phrasings(self, question_type: str, part: str) -> int:
         """How many phrasings ``part`` of a type has."""
         return len(self.types[question_type][part])
+
+    def user_turn(self, documents: Sequence[Document], question: str) -> str:
+        """The user's message: the context documents, then the question."""
+        return self.user.render(
+            documents="\n\n".join(d.render() for d in documents), question=question
+        )
 
 
 def _environment() -> jinja2.Environment:

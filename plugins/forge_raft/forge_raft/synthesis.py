@@ -177,7 +177,7 @@ class ExampleMaker:
             return None
         if self.budget is not None:
             text = self._fit(unit, question, documents, distractor_docs, present, text, rng)
-        user = self._user_turn(documents, question)
+        user = self.templates.user_turn(documents, question)
         shown = {id(d) for d in documents}
         distractors = [
             u for u, d in zip(distractors, distractor_docs, strict=True) if id(d) in shown
@@ -220,7 +220,9 @@ class ExampleMaker:
         """
         budget = self.budget
         assert budget is not None
-        fixed = budget.count(self.templates.system) + budget.count(self._user_turn([], question))
+        fixed = budget.count(self.templates.system) + budget.count(
+            self.templates.user_turn([], question)
+        )
         answer_tokens = budget.count(text)
         context = sum(budget.document(d) for d in documents)
         droppable = distractor_docs[::-1] if present else distractor_docs[:0:-1]
@@ -235,11 +237,6 @@ class ExampleMaker:
         if fixed + context + answer_tokens > budget.max_tokens:
             self.stats["context.over_budget"] += 1
         return text
-
-    def _user_turn(self, documents: list[Document], question: str) -> str:
-        return self.templates.user.render(
-            documents="\n\n".join(d.render() for d in documents), question=question
-        )
 
     def _absent_answer(self, unit: CodeUnit, documents: list[Document], rng: random.Random) -> str:
         """The answer when the oracle is not in the context: say so, quote nothing."""
