@@ -86,7 +86,10 @@ def ask(
             click.echo(message["content"])
         return
     deployment = forge.deployment()
-    click.secho("context:", fg="cyan", err=True)
+    if not grounded.documents:
+        click.secho("context: no unit matches the question; asking without documents", err=True)
+    else:
+        click.secho("context:", fg="cyan", err=True)
     for document in grounded.documents:
         unit = document.unit
         lines = f"{unit.path}:{unit.start_line}-{unit.end_line}"

@@ -174,6 +174,12 @@ def test_forge_ask_sends_the_grounded_messages_to_the_deployment(
     assert len(list(DOCUMENT.finditer(sent["messages"][1]["content"]))) == 2
 
 
+def test_a_question_matching_nothing_gets_no_documents(grounding: Grounding) -> None:
+    grounded = grounding.ground("zzz qqq?", 4)
+    assert grounded.documents == []
+    assert grounded.messages[1]["content"] == grounding.templates.user_turn([], "zzz qqq?")
+
+
 def test_forge_ask_before_mining_says_what_to_run(tmp_path: Path) -> None:
     settings = ForgeSettings.model_validate({"runs_dir": str(tmp_path / "runs")})
     run = Forge(settings, tmp_path / "run", registry=PluginRegistry()).run.path
