@@ -65,3 +65,13 @@ def stream_chat(
                 piece = (choice.get("delta") or {}).get("content")
                 if piece:
                     yield piece
+
+
+def endpoint_answers(endpoint: str, timeout: float = 2.0) -> bool:
+    """True when ``GET {endpoint}/models`` answers 200: something serves the API there."""
+    url = endpoint.rstrip("/") + "/models"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False

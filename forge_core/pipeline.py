@@ -101,11 +101,19 @@ class Forge:
     # ------------------------------------------------------------------ stage machinery
 
     def _stage(
-        self, stage: str, inputs: dict[str, str], work: Callable[[Path], StageWork]
+        self,
+        stage: str,
+        inputs: dict[str, str],
+        work: Callable[[Path], StageWork],
+        *,
+        rerun: bool = False,
     ) -> StageOutcome:
-        """Skip a fresh stage, else run ``work`` and write the manifest last."""
+        """Skip a fresh stage, else run ``work`` and write the manifest last.
+
+        ``rerun``: run even when fresh (what the stage made is gone).
+        """
         config = self.settings.section(SECTION_OF[stage])
-        if not self.force and self.run.is_fresh(stage, inputs, config):
+        if not (self.force or rerun) and self.run.is_fresh(stage, inputs, config):
             self.progress.stage(stage, "up to date, skipped")
             return StageOutcome(stage, "skipped", "up to date", self.run.completed(stage))
         with self.run.lock(stage):
@@ -427,7 +435,24 @@ class Forge:
             "deploy",
             {"export": self._output_hash("export"), "eval": self._output_hash("eval")},
             work,
+            rerun=self._server_gone(),
         )
+
+    def _server_gone(self) -> bool:
+        """True when the last deploy started a server (it has a pid) that no longer
+        answers: stopped, crashed, or the machine restarted. Deploying again is then
+        not "up to date"."""
+        from forge_core.chat import endpoint_answers
+
+        if self.run.completed("deploy") is None:
+            return False
+        deployed = self.deployment()
+        if deployed.pid is None or endpoint_answers(deployed.endpoint):
+            return False
+        self.progress.stage(
+            "deploy", f"the server of the last deploy no longer answers at {deployed.endpoint}"
+        )
+        return True
 
     def _trained_system_prompt(self) -> str | None:
         """The system message of the training examples (what the model learned to follow)."""

@@ -60,6 +60,44 @@ def test_unchanged_stages_are_skipped_and_force_reruns(
     assert forced.status == "ran"
 
 
+def test_deploy_runs_again_when_its_server_no_longer_answers(
+    toy_settings: ForgeSettings,
+    toy_plugin: ToyPlugin,
+    toy_registry: PluginRegistry,
+    toy_repo: Path,
+    tmp_path: Path,
+) -> None:
+    """A deploy that started a server is "up to date" only while that server answers."""
+    import http.server
+    import threading
+
+    class Models(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/v1/models" else 404)
+            self.end_headers()
+            self.wfile.write(b'{"data": []}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Models)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        toy_plugin.deploy_pid = 4242
+        toy_plugin.deploy_endpoint = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        Forge(toy_settings, tmp_path / "run", registry=toy_registry).run_all(toy_repo)
+        # The server answers: nothing to do.
+        again = Forge(toy_settings, tmp_path / "run", registry=toy_registry).deploy()
+        assert again.status == "skipped"
+    finally:
+        server.shutdown()
+        server.server_close()
+    # Stopped: deploying again starts it again instead of saying "up to date".
+    after = Forge(toy_settings, tmp_path / "run", registry=toy_registry).deploy()
+    assert after.status == "ran"
+    assert toy_plugin.calls.count("deploy") == 2
+
+
 def test_changed_file_reruns_mine_and_everything_after(
     toy_settings: ForgeSettings,
     toy_plugin: ToyPlugin,

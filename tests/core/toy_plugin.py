@@ -69,6 +69,9 @@ class ToyPlugin:
 
     def __init__(self) -> None:
         self.calls: list[str] = []
+        #: What the toy deploy reports: a server process and where it answers.
+        self.deploy_pid: int | None = None
+        self.deploy_endpoint = "http://127.0.0.1:9/v1"
 
     @hookimpl
     def provided_names(self) -> dict[str, list[str]]:
@@ -173,5 +176,8 @@ class ToyPlugin:
     def deploy(self, request: DeployRequest) -> DeployResult | None:
         self.calls.append("deploy")
         return DeployResult(
-            target="toy", model_name=request.model_name, endpoint="http://127.0.0.1:9/v1"
+            target="toy",
+            model_name=request.model_name,
+            endpoint=self.deploy_endpoint,
+            pid=self.deploy_pid,
         )
