@@ -1,16 +1,25 @@
-"""``forge ollama list|rm``: Forge's models in Ollama (named ``forge-…``)."""
+"""``forge ollama list|rm``: Forge's models in Ollama (named ``forge-…``).
+
+The client (and httpx) loads when a command runs, not when ``forge --help`` lists it.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from forge_ollama.client import Ollama, OllamaError
 from forge_ollama.modelfile import is_forge_model
+
+if TYPE_CHECKING:
+    from forge_ollama.client import Ollama
 
 HOST_HELP = "Ollama server (default: $OLLAMA_HOST, else http://127.0.0.1:11434)."
 
 
 def _server(host: str | None) -> Ollama:
+    from forge_ollama.client import Ollama
+
     return Ollama(host, timeout=60.0)
 
 
@@ -24,6 +33,8 @@ def ollama_group() -> None:
 @click.option("--all", "show_all", is_flag=True, help="Show every model, not only forge-*.")
 def list_models(host: str | None, show_all: bool) -> None:
     """List Forge's models (names starting with forge-)."""
+    from forge_ollama.client import OllamaError
+
     try:
         rows = _server(host).models(forge_only=not show_all)
     except OllamaError as exc:
@@ -46,6 +57,8 @@ def list_models(host: str | None, show_all: bool) -> None:
 @click.option("-y", "--yes", is_flag=True, help="Do not ask before removing with --all.")
 def remove_models(names: tuple[str, ...], remove_all: bool, host: str | None, yes: bool) -> None:
     """Remove Forge models by name (only forge-* models can be removed here)."""
+    from forge_ollama.client import OllamaError
+
     server = _server(host)
     try:
         targets = list(names)
