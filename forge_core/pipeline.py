@@ -206,8 +206,8 @@ class Forge:
         section = self.settings.synth
         plugin = self.registry.find("synthesize", section.synthesizer)
 
-        tokenizer = self._tokenizer_file()
-        max_tokens = self._example_token_limit()
+        tokenizer = self.base_tokenizer_file()
+        max_tokens = self.example_token_limit()
 
         def work(folder: Path) -> StageWork:
             units = read_jsonl(self.run.path / "mine" / "units.jsonl", CodeUnit)
@@ -234,7 +234,7 @@ class Forge:
         }
         return self._stage("synth", inputs, work)
 
-    def _example_token_limit(self, count_tokens: Callable[[str], int] | None = None) -> int:
+    def example_token_limit(self, count_tokens: Callable[[str], int] | None = None) -> int:
         """Most tokens the messages of one example may hold: the validation cap, or the
         trainer's sequence length less what the model's chat template adds around them.
 
@@ -244,7 +244,7 @@ class Forge:
         from forge_core.validation import token_counter
 
         room = self.settings.train.max_seq_len
-        tokenizer_file = self._tokenizer_file()
+        tokenizer_file = self.base_tokenizer_file()
         if tokenizer_file is not None:
             if count_tokens is None:
                 count_tokens, _ = token_counter(tokenizer_file)
@@ -266,11 +266,11 @@ class Forge:
         def work(folder: Path) -> StageWork:
             examples = read_jsonl(self.run.path / "synth" / "examples.jsonl", Example)
             units = read_jsonl(self.run.path / "mine" / "units.jsonl", CodeUnit)
-            count_tokens, tokenizer = token_counter(self._tokenizer_file())
+            count_tokens, tokenizer = token_counter(self.base_tokenizer_file())
             count_tokens.prime(m.content for e in examples for m in e.messages)
             # An example longer than the training sequence would be dropped by the trainer:
             # reject it here, where the report counts it.
-            limit = self._example_token_limit(count_tokens)
+            limit = self.example_token_limit(count_tokens)
             settings = self.settings.validation.model_copy(update={"max_tokens": limit})
             context = ValidationContext({u.id: u for u in units}, settings, count_tokens)
             splits, report = validate_examples(examples, context, self.registry.validation_checks())
@@ -293,7 +293,7 @@ class Forge:
         }
         return self._stage("validate", inputs, work)
 
-    def _tokenizer_file(self) -> Path | None:
+    def base_tokenizer_file(self) -> Path | None:
         """The base model's ``tokenizer.json``, when the base model is a local folder."""
         try:
             base = Path(self.resolve_base_model())
@@ -444,9 +444,10 @@ class Forge:
         not "up to date"."""
         from forge_core.chat import endpoint_answers
 
-        if self.run.completed("deploy") is None:
+        try:
+            deployed = self.deployment()
+        except RunError:  # never deployed
             return False
-        deployed = self.deployment()
         if deployed.pid is None or endpoint_answers(deployed.endpoint):
             return False
         self.progress.stage(

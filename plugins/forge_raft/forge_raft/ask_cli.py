@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,25 +20,17 @@ DEFAULT_MAX_TOKENS = 256
 def _token_room(forge: Forge, max_tokens: int) -> tuple[Callable[[str], int] | None, int | None]:
     """The base model's token counter and the tokens the messages may take, when known.
 
-    The room is the training length less the chat template's own tokens and the
-    answer's; with a base model that is not a local folder nothing is counted.
+    The room is what a training example may hold (the pipeline's
+    :meth:`~forge_core.pipeline.Forge.example_token_limit`) less the answer's tokens;
+    with a base model that is not a local folder nothing is counted.
     """
-    from forge_core.chat_template import ChatTemplateError, template_tokens
-    from forge_core.plugins import PluginNotFound
     from forge_core.validation import token_counter
 
-    try:
-        base = Path(forge.resolve_base_model())
-    except PluginNotFound:
-        return None, None
-    tokenizer_file = base / "tokenizer.json"
-    if not tokenizer_file.is_file():
+    tokenizer_file = forge.base_tokenizer_file()
+    if tokenizer_file is None:
         return None, None
     count_tokens, _ = token_counter(tokenizer_file)
-    room = forge.settings.train.max_seq_len - max_tokens
-    with suppress(ChatTemplateError):  # no template to measure: the answer's room stays
-        room -= template_tokens(base, count_tokens)
-    return count_tokens, max(1, room)
+    return count_tokens, max(1, forge.example_token_limit(count_tokens) - max_tokens)
 
 
 @click.command("ask")

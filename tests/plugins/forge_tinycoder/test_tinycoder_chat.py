@@ -116,6 +116,6 @@ def test_examples_leave_room_for_the_template(tmp_path, monkeypatch) -> None:
         {"train": {"max_seq_len": 512}, "validation": {"max_tokens": 2048}}
     )
     forge = Forge(settings, tmp_path / "run", registry=PluginRegistry())
-    assert forge._example_token_limit() == 512 - 12
+    assert forge.example_token_limit() == 512 - 12
     settings.validation.max_tokens = 300
-    assert forge._example_token_limit() == 300
+    assert forge.example_token_limit() == 300
