@@ -126,6 +126,37 @@ def run_model(
         backend.close()
 
 
+def generation_budget(samples: list[EvalSample], max_new_tokens: int) -> dict[str, int]:
+    """How the answer budget compares with the reference answers' lengths.
+
+    A reference's length is the number of tokens its answer was scored on (the
+    answer and the end-of-turn token). A model that answers as the reference
+    does needs about that many new tokens; with fewer, its answer is cut before
+    the final ``<ANSWER>:`` line and exact match cannot count it, however good it is.
+    """
+    lengths = [len(s.token_logprobs) for s in samples if s.token_logprobs]
+    return {
+        "max_new_tokens": max_new_tokens,
+        "questions": len(samples),
+        "longest_reference_tokens": max(lengths, default=0),
+        "references_over_budget": sum(length > max_new_tokens for length in lengths),
+    }
+
+
+def budget_warning(budget: dict[str, int]) -> str | None:
+    """What to tell the user when reference answers do not fit the answer budget."""
+    over = budget["references_over_budget"]
+    if not over:
+        return None
+    return (
+        f"{over} of {budget['questions']} reference answers are longer than "
+        f"eval.max_new_tokens ({budget['max_new_tokens']} tokens; the longest needs "
+        f"{budget['longest_reference_tokens']}): answers that long are cut before their "
+        f"final <ANSWER>: line, so exact match cannot count them. Set eval.max_new_tokens "
+        f"to at least {budget['longest_reference_tokens']} for a fair exact match."
+    )
+
+
 def compute_metrics(
     registry: PluginRegistry,
     settings: EvalSettings,
@@ -219,6 +250,10 @@ def evaluate_run(
                 EvaluateRequest(metric="perplexity", samples=code, symbols=symbols),
             ).model_copy(update={"metric": "code_perplexity"})
     progress.finish("evaluating")
+    budget = generation_budget(samples["base"], section.max_new_tokens)
+    warning = budget_warning(budget)
+    if warning:
+        progress.warn(warning)
     verdict = apply_gate(section.gate, results["base"], results["fine_tuned"])
     document = {
         "metrics": {
@@ -226,6 +261,7 @@ def evaluate_run(
             for label, by_metric in results.items()
         },
         "gate": verdict.as_json(),
+        "generation": {**budget, "warning": warning},
         "details": {
             label: {n: r.model_dump(mode="json") for n, r in m.items()}
             for label, m in results.items()

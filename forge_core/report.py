@@ -4,6 +4,7 @@ Both read the document the ``eval`` stage writes to ``eval/metrics.json``::
 
     {"metrics": {"base": {name: value}, "fine_tuned": {name: value}},
      "gate": {"passed": bool, "reasons": [...]},
+     "generation": {"max_new_tokens": int, "references_over_budget": int, "warning": ..., ...},
      "details": {"base": {name: EvaluateResult as JSON}, "fine_tuned": {...}}}
 
 The HTML page has no external asset: inline CSS, inline SVG bars and the loss
@@ -312,6 +313,7 @@ def render_report(
         rows=metric_rows(document),
         gate_passed=bool(gate.get("passed")),
         gate_reasons=[str(reason) for reason in gate.get("reasons", [])],
+        generation_warning=document.get("generation", {}).get("warning"),
         loss_uri=png_data_uri(loss_png),
         breakdowns=breakdown_tables(document),
         samples=shown,
