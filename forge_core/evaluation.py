@@ -1,4 +1,4 @@
-"""The ``eval`` stage's work: run the same prompts through two models, score, gate."""
+"""The ``eval`` stage's work: run the same prompts through the models, score, gate."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from forge_core.contracts import (
     Example,
     TrainResult,
 )
+from forge_core.deployed import GateReference
 from forge_core.files import read_jsonl, write_text_atomic
 from forge_core.plugins import PluginRegistry
 from forge_core.progress import Progress
@@ -29,9 +30,11 @@ class GateVerdict:
 
     passed: bool
     reasons: list[str] = field(default_factory=list)
+    reference: str = "the base model"
+    """The model the fine-tuned one was compared with, in words."""
 
     def as_json(self) -> dict[str, Any]:
-        return {"passed": self.passed, "reasons": self.reasons}
+        return {"passed": self.passed, "reasons": self.reasons, "reference": self.reference}
 
 
 def samples_from_examples(examples: list[Example]) -> list[EvalSample]:
@@ -212,12 +215,14 @@ def evaluate_run(
     run_path: Path,
     trained: TrainResult,
     progress: Progress,
+    reference: GateReference | None = None,
 ) -> tuple[dict[str, Any], list[Path]]:
-    """The ``eval`` stage on one run: both models, every metric, the gate, the report.
+    """The ``eval`` stage on one run: the models, every metric, the gate, the report.
 
-    Returns the ``metrics.json`` document (metrics per model, the gate's verdict,
-    each metric's details) and the files it wrote: the HTML report and
-    ``answers.jsonl``.
+    The base and the fine-tuned model always; the deployed model too when it is the
+    gate's ``reference`` (see :mod:`forge_core.deployed`). Returns the ``metrics.json``
+    document (metrics per model, the gate's verdict, each metric's details) and the
+    files it wrote: the HTML report and ``answers.jsonl``.
     """
     from forge_core.builtin.metrics import repository_symbols
     from forge_core.report import write_report
@@ -230,13 +235,21 @@ def evaluate_run(
     held_out = [u for u in units if u.path in test_files][: section.max_samples or 64]
     results: dict[str, dict[str, EvaluateResult]] = {}
     samples: dict[str, list[EvalSample]] = {}
-    progress.start("evaluating", 2 * len(examples))
-    for label, adapter in (("base", None), ("fine_tuned", trained.adapter_dir)):
+    reference = reference or GateReference("base", "the base model")
+    models: list[tuple[str, str, str | None]] = [
+        ("base", trained.base_model, None),
+        ("fine_tuned", trained.base_model, trained.adapter_dir),
+    ]
+    if reference.label == "deployed":
+        deployed_base = reference.base_model or trained.base_model
+        models.append(("deployed", deployed_base, reference.adapter_dir))
+    progress.start("evaluating", len(models) * len(examples))
+    for label, model, adapter in models:
         code = code_samples(held_out)
         samples[label] = run_model(
             registry,
             section,
-            trained.base_model,
+            model,
             adapter,
             examples,
             lambda n: progress.advance("evaluating", n),
@@ -254,7 +267,10 @@ def evaluate_run(
     warning = budget_warning(budget)
     if warning:
         progress.warn(warning)
-    verdict = apply_gate(section.gate, results["base"], results["fine_tuned"])
+    verdict = apply_gate(section.gate, results[reference.label], results["fine_tuned"])
+    verdict.reference = reference.description
+    if reference.note and section.gate.enabled:
+        verdict.reasons.insert(0, f"{reference.note}: compared with the base model instead")
     document = {
         "metrics": {
             label: {name: r.value for name, r in by_metric.items()}

@@ -344,26 +344,31 @@ class Forge:
 
     def evaluate(self) -> StageOutcome:
         """Score the base and the fine-tuned model on the test split; apply the gate."""
+        from forge_core.deployed import GateReference, gate_reference
         from forge_core.evaluation import evaluate_run
 
         section = self.settings.eval
         self.registry.model_backend(section.backend)
         for metric in section.metrics:
             self.registry.find("evaluate", metric)
+        reference = GateReference("base", "the base model")
+        if section.gate.enabled:  # a disabled gate needs no third model
+            reference = gate_reference(section.gate.reference, self.settings.runs_dir)
 
         def work(folder: Path) -> StageWork:
+            if reference.note:
+                self.progress.warn(f"{reference.note}: the gate compares with the base model")
             document, written = evaluate_run(
-                self.registry, section, self.run.path, self.trained(), self.progress
+                self.registry, section, self.run.path, self.trained(), self.progress, reference
             )
             write_json_atomic(folder / "metrics.json", document)
             metrics = {**document["metrics"], "gate": document["gate"]}
             return StageWork([folder / "metrics.json", *written], metrics)
 
-        return self._stage(
-            "eval",
-            {"train": self._output_hash("train"), "validate": self._output_hash("validate")},
-            work,
-        )
+        inputs = {"train": self._output_hash("train"), "validate": self._output_hash("validate")}
+        if reference.key != "base":  # a newly deployed model is a new reference
+            inputs["reference"] = reference.key
+        return self._stage("eval", inputs, work)
 
     def export(self) -> StageOutcome:
         """Merge the adapter into its base and write deployable files."""
@@ -429,6 +434,7 @@ class Forge:
                 self.registry.call("deploy", section.target, request)
             )
             write_json_atomic(folder / "deployment.json", result.model_dump(mode="json"))
+            self._record_deployment(result)
             return StageWork([folder / "deployment.json"], {"endpoint": result.endpoint}, [plugin])
 
         return self._stage(
@@ -437,6 +443,23 @@ class Forge:
             work,
             rerun=self._server_gone(),
         )
+
+    def _record_deployment(self, result: DeployResult) -> None:
+        """Make this run's model the currently deployed one (``<runs_dir>/deployed.json``)."""
+        from forge_core.deployed import DeployedModel, now_iso, record_deployment
+
+        trained = self.trained()
+        record = DeployedModel(
+            run_id=self.run.id,
+            run_dir=str(self.run.path.resolve()),
+            target=result.target,
+            model_name=result.model_name,
+            endpoint=result.endpoint,
+            base_model=trained.base_model,
+            adapter_dir=str(Path(trained.adapter_dir).resolve()),
+            deployed_at=now_iso(),
+        )
+        record_deployment(self.settings.runs_dir, record)
 
     def _server_gone(self) -> bool:
         """True when the last deploy started a server (it has a pid) that no longer

@@ -2,8 +2,9 @@
 
 Both read the document the ``eval`` stage writes to ``eval/metrics.json``::
 
-    {"metrics": {"base": {name: value}, "fine_tuned": {name: value}},
-     "gate": {"passed": bool, "reasons": [...]},
+    {"metrics": {"base": {name: value}, "fine_tuned": {name: value},
+                 "deployed": {name: value}  (only when the gate compared with it)},
+     "gate": {"passed": bool, "reasons": [...], "reference": "the base model"},
      "generation": {"max_new_tokens": int, "references_over_budget": int, "warning": ..., ...},
      "details": {"base": {name: EvaluateResult as JSON}, "fine_tuned": {...}}}
 
@@ -313,6 +314,8 @@ def render_report(
         rows=metric_rows(document),
         gate_passed=bool(gate.get("passed")),
         gate_reasons=[str(reason) for reason in gate.get("reasons", [])],
+        gate_reference=str(gate.get("reference", "the base model")),
+        deployed_metrics=document.get("metrics", {}).get("deployed"),
         generation_warning=document.get("generation", {}).get("warning"),
         loss_uri=png_data_uri(loss_png),
         breakdowns=breakdown_tables(document),
@@ -346,18 +349,25 @@ def print_metrics_table(document: Mapping[str, Any], console: Console) -> None:
     table.add_column("fine-tuned", justify="right")
     table.add_column("change", justify="right")
     table.add_column("better", justify="center")
+    deployed = document.get("metrics", {}).get("deployed")
+    if deployed is not None:
+        table.add_column("deployed", justify="right")
     for row in metric_rows(document):
         style = RICH_STYLE[row.verdict]
-        table.add_row(
+        cells = [
             escape(row.name),
             format_value(row.base),
             format_value(row.fine_tuned),
             f"[{style}]{row.delta_text}[/]",
             "higher" if row.higher_is_better else "lower",
-        )
+        ]
+        if deployed is not None:
+            cells.append(format_value(deployed.get(row.name)))
+        table.add_row(*cells)
     console.print(table)
     gate = document.get("gate", {})
     verdict = "[bold green]gate passed[/]" if gate.get("passed") else "[bold red]gate failed[/]"
-    console.print(verdict)
+    reference = gate.get("reference", "the base model")
+    console.print(f"{verdict} (compared with {escape(str(reference))})")
     for reason in gate.get("reasons", []):
         console.print(f"  • {escape(str(reason))}")

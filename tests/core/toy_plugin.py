@@ -39,10 +39,11 @@ from forge_core.hookspecs import hookimpl
 
 
 class ToyBackend:
-    """Answers with the function name it finds in the question; adapters answer better."""
+    """Answers with the function name it finds in the question; adapters answer better,
+    except an adapter folder holding a file named ``worse`` (it answers as the base)."""
 
     def __init__(self, adapter: str | None) -> None:
-        self.adapter = adapter
+        self.adapter = adapter if adapter and not (Path(adapter) / "worse").exists() else None
 
     def generate(
         self,

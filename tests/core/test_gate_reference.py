@@ -1,0 +1,133 @@
+"""The quality gate against the currently deployed model (``eval.gate.reference``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from forge_core.config import ForgeSettings
+from forge_core.deployed import DEPLOYED_FILE, DeployedModel
+from forge_core.pipeline import Forge
+from forge_core.plugins import PluginRegistry
+from forge_core.runs import RunError
+
+
+def trained_run(
+    settings: ForgeSettings, registry: PluginRegistry, repo: Path, run_dir: Path
+) -> Forge:
+    """A run through training (mine, synth, validate, train)."""
+    forge = Forge(settings, run_dir, registry=registry)
+    for step in (lambda: forge.mine(repo), forge.synth, forge.validate, forge.train):
+        assert step().status == "ran"
+    return forge
+
+
+def metrics_document(forge: Forge) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((forge.run.path / "eval" / "metrics.json").read_text())
+    return document
+
+
+def make_worse(forge: Forge) -> None:
+    """The toy backend answers as the base model with this adapter."""
+    (Path(forge.trained().adapter_dir) / "worse").write_text("")
+
+
+def test_deploy_records_the_currently_deployed_model(
+    toy_settings: ForgeSettings, toy_registry: PluginRegistry, toy_repo: Path, tmp_path: Path
+) -> None:
+    first = Forge(toy_settings, tmp_path / "first", registry=toy_registry)
+    first.run_all(toy_repo)
+    record_path = toy_settings.runs_dir / DEPLOYED_FILE
+    record = DeployedModel.model_validate_json(record_path.read_text())
+    assert record.run_id == first.run.id
+    assert record.run_dir == str(first.run.path.resolve())
+    assert record.adapter_dir == str(Path(first.trained().adapter_dir).resolve())
+    assert (record.target, record.endpoint) == ("toy", "http://127.0.0.1:9/v1")
+    assert record.model_name == f"forge-{first.run.id}" and record.base_model == "toy/base"
+    # The last deploy is the deployed model.
+    second = Forge(toy_settings, tmp_path / "second", registry=toy_registry)
+    second.run_all(toy_repo)
+    assert DeployedModel.model_validate_json(record_path.read_text()).run_id == second.run.id
+
+
+def test_gate_compares_with_the_deployed_model(
+    toy_settings: ForgeSettings, toy_registry: PluginRegistry, toy_repo: Path, tmp_path: Path
+) -> None:
+    toy_settings.eval.gate.reference = "deployed"
+    # A first run: nothing is deployed yet, so the base model is the reference.
+    first = Forge(toy_settings, tmp_path / "first", registry=toy_registry)
+    first.run_all(toy_repo)
+    document = metrics_document(first)
+    assert document["gate"]["passed"] is True
+    assert document["gate"]["reference"] == "the base model"
+    assert "no model has been deployed" in document["gate"]["reasons"][0]
+    assert "deployed" not in document["metrics"]
+    progress: Any = first.progress
+    assert any("no model has been deployed" in warning for warning in progress.warnings)
+
+    # A worse candidate: as good as the base (so a base reference lets it through),
+    # worse than the deployed first run: the gate must refuse it.
+    candidate = trained_run(toy_settings, toy_registry, toy_repo, tmp_path / "candidate")
+    make_worse(candidate)
+    assert candidate.evaluate().status == "ran"
+    document = metrics_document(candidate)
+    metrics = document["metrics"]
+    assert (metrics["base"]["toy_metric"], metrics["fine_tuned"]["toy_metric"]) == (0.0, 0.0)
+    assert metrics["deployed"]["toy_metric"] == 1.0
+    assert document["gate"]["passed"] is False
+    assert document["gate"]["reference"] == f"the deployed model (run {first.run.id}, forge-first)"
+    assert document["gate"]["reasons"] == [
+        "toy_metric regressed from 1 to 0 (more than 2%)",
+        "code_perplexity regressed from 1.649 to 7.389 (more than 2%)",
+    ]
+    with pytest.raises(RunError, match="toy_metric regressed from 1 to 0"):
+        candidate.export()
+        candidate.deploy()
+    answers = [json.loads(line) for line in (candidate.run.path / "eval" / "answers.jsonl").open()]
+    assert answers and all(a["deployed"] == a["reference"] for a in answers)
+    report = (candidate.run.path / "eval" / "report.html").read_text()
+    assert f"Compared with the deployed model (run {first.run.id}, forge-first)." in report
+    assert "<th>deployed</th>" in report
+
+    # The same candidate against the base model passes: the reference made the difference.
+    toy_settings.eval.gate.reference = "base"
+    against_base = Forge(toy_settings, tmp_path / "candidate", registry=toy_registry)
+    assert against_base.evaluate().status == "ran"
+    document = metrics_document(against_base)
+    assert document["gate"]["passed"] is True and "deployed" not in document["metrics"]
+
+
+def test_eval_runs_again_when_another_model_is_deployed(
+    toy_settings: ForgeSettings, toy_registry: PluginRegistry, toy_repo: Path, tmp_path: Path
+) -> None:
+    toy_settings.eval.gate.reference = "deployed"
+    Forge(toy_settings, tmp_path / "first", registry=toy_registry).run_all(toy_repo)
+    candidate = trained_run(toy_settings, toy_registry, toy_repo, tmp_path / "candidate")
+    assert candidate.evaluate().status == "ran"
+    assert candidate.evaluate().status == "skipped"  # same reference: up to date
+    newer = Forge(toy_settings, tmp_path / "newer", registry=toy_registry)
+    newer.run_all(toy_repo)
+    again = Forge(toy_settings, tmp_path / "candidate", registry=toy_registry)
+    assert again.evaluate().status == "ran"
+    assert f"run {newer.run.id}" in metrics_document(again)["gate"]["reference"]
+
+
+def test_a_deployed_model_that_is_gone_or_unreadable(
+    toy_settings: ForgeSettings, toy_registry: PluginRegistry, toy_repo: Path, tmp_path: Path
+) -> None:
+    toy_settings.eval.gate.reference = "deployed"
+    first = Forge(toy_settings, tmp_path / "first", registry=toy_registry)
+    first.run_all(toy_repo)
+    shutil.rmtree(first.trained().adapter_dir)
+    candidate = trained_run(toy_settings, toy_registry, toy_repo, tmp_path / "candidate")
+    assert candidate.evaluate().status == "ran"
+    document = metrics_document(candidate)
+    assert document["gate"]["reference"] == "the base model"
+    assert "no longer exists" in document["gate"]["reasons"][0]
+    (toy_settings.runs_dir / DEPLOYED_FILE).write_text("{not json")
+    with pytest.raises(RunError, match=r"(?s)deployed\.json cannot be read.*delete the file"):
+        Forge(toy_settings, tmp_path / "candidate", registry=toy_registry).evaluate()
