@@ -438,10 +438,17 @@ def runs_list(runs_dir: Path | None) -> None:
     from rich.table import Table
 
     from forge_core.config import load_settings
+    from forge_core.deployed import current_deployment
     from forge_core.runs import STAGES, list_runs
 
     folder = runs_dir or load_settings().runs_dir
     table = Table(title=f"runs in {folder}")
+    deployed = current_deployment(folder)
+    if deployed is not None:
+        table.caption = (
+            f"deployed: run {deployed.run_id} as {deployed.model_name} at "
+            f"{deployed.endpoint} ({deployed.target}, {deployed.deployed_at})"
+        )
     table.add_column("run")
     table.add_column("repo", overflow="fold")
     for stage in STAGES:

@@ -175,7 +175,12 @@ class GateSettings(Section):
     """The quality gate between evaluation and deployment."""
 
     enabled: bool = True
-    reference: Literal["base", "deployed"] = "base"
+    reference: Literal["base", "deployed"] = Field(
+        default="base",
+        description="The model a candidate must not be worse than: `base`, or `deployed` (the "
+        "model of the last deploy from runs_dir, recorded in runs_dir/deployed.json; the base "
+        "while none is).",
+    )
     max_regression: float = Field(
         default=0.02,
         ge=0.0,

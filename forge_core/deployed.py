@@ -18,7 +18,14 @@ from pydantic import BaseModel, ValidationError
 from forge_core.files import write_json_atomic
 from forge_core.runs import RunError
 
-__all__ = ["DEPLOYED_FILE", "DeployedModel", "GateReference", "gate_reference", "record_deployment"]
+__all__ = [
+    "DEPLOYED_FILE",
+    "DeployedModel",
+    "GateReference",
+    "current_deployment",
+    "gate_reference",
+    "record_deployment",
+]
 
 #: The record's file name, directly in the runs folder.
 DEPLOYED_FILE = "deployed.json"
@@ -46,6 +53,23 @@ def record_deployment(runs_dir: Path, model: DeployedModel) -> Path:
     path = runs_dir / DEPLOYED_FILE
     write_json_atomic(path, model.model_dump(mode="json"))
     return path
+
+
+def current_deployment(runs_dir: Path) -> DeployedModel | None:
+    """The last deploy's record from ``runs_dir``, or None when nothing was deployed.
+
+    A record that cannot be read is an error that names the file and what to do.
+    """
+    path = runs_dir / DEPLOYED_FILE
+    if not path.is_file():
+        return None
+    try:
+        return DeployedModel.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError) as exc:
+        raise RunError(
+            f"{path} cannot be read as the deployed model's record ({exc}); "
+            "deploy a model again, or delete the file to compare with the base model"
+        ) from exc
 
 
 def now_iso() -> str:
@@ -80,17 +104,11 @@ def gate_reference(wanted: str, runs_dir: Path) -> GateReference:
     base = GateReference("base", "the base model")
     if wanted != "deployed":
         return base
-    path = runs_dir / DEPLOYED_FILE
-    if not path.is_file():
+    record = current_deployment(runs_dir)
+    if record is None:
+        path = runs_dir / DEPLOYED_FILE
         note = f"no model has been deployed from {runs_dir} yet ({path} does not exist)"
         return GateReference("base", "the base model", note=note, key="base:none deployed")
-    try:
-        record = DeployedModel.model_validate_json(path.read_bytes())
-    except (OSError, ValidationError) as exc:
-        raise RunError(
-            f"{path} cannot be read as the deployed model's record ({exc}); "
-            "deploy a model again, or delete the file to compare with the base model"
-        ) from exc
     if not Path(record.adapter_dir).is_dir():
         note = (
             f"the deployed model's adapter {record.adapter_dir} (run {record.run_id}) "

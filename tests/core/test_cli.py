@@ -83,7 +83,25 @@ def test_runs_list_and_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     CliRunner().invoke(main, ["run", str(tmp_path)])
     listing = CliRunner().invoke(main, ["runs", "list"])
     assert listing.exit_code == 0 and "mine" in listing.output
+    assert "deployed:" not in listing.output
     run_id = next((tmp_path / "runs").iterdir()).name
+    (tmp_path / "runs" / "deployed.json").write_text(
+        json.dumps(
+            {
+                "run_id": run_id,
+                "run_dir": str(tmp_path / "runs" / run_id),
+                "target": "llamacpp",
+                "model_name": "forge-demo",
+                "endpoint": "http://127.0.0.1:8088/v1",
+                "base_model": "tinycoder",
+                "adapter_dir": str(tmp_path / "runs" / run_id / "train" / "adapter"),
+                "deployed_at": "2026-12-06T08:00:00+00:00",
+            }
+        )
+    )
+    listing = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["runs", "list"])
+    assert listing.exit_code == 0, listing.output
+    assert f"deployed: run {run_id} as forge-demo at http://127.0.0.1:8088/v1" in listing.output
     shown = CliRunner().invoke(main, ["runs", "show", run_id, "--json"])
     assert shown.exit_code == 0, shown.output
     data = json.loads(shown.output)
