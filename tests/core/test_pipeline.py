@@ -105,8 +105,11 @@ def test_changed_file_reruns_mine_and_everything_after(
     toy_repo: Path,
     tmp_path: Path,
 ) -> None:
-    Forge(toy_settings, tmp_path / "run", registry=toy_registry).run_all(toy_repo)
-    (toy_repo / "pkg0" / "mod0.toy").write_text("def renamed\n")
+    forge = Forge(toy_settings, tmp_path / "run", registry=toy_registry)
+    forge.run_all(toy_repo)
+    # A file the model trains on (the toy adapter records the number of training examples).
+    trained_on = read_jsonl(forge.run.path / "validate" / "train.jsonl", Example)[0].path
+    (toy_repo / trained_on).write_text("def renamed\n")
     outcomes = Forge(toy_settings, tmp_path / "run", registry=toy_registry).run_all(toy_repo)
     # The toy export is byte-identical, so deploy's inputs did not change.
     assert [o.status for o in outcomes] == ["ran"] * 6 + ["skipped"]

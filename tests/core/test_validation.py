@@ -207,6 +207,25 @@ def test_no_test_unit_is_an_oracle_in_train(split_by: str) -> None:
         assert not {e.path for e in splits["test"]} & {e.path for e in splits["train"]}
 
 
+def test_splits_stay_put_when_files_are_added() -> None:
+    # A retrained model is judged against the deployed one on its own test split: that
+    # split must not be full of files the deployed model trained on. Adding 5 files to
+    # 100 may move a few files across the edges of the splits, never reshuffle them.
+    def file_splits(count: int, extra: int = 0) -> dict[str, str]:
+        paths = [f"pkg/m{i}.py" for i in range(count)] + [f"new/n{i}.py" for i in range(extra)]
+        units = [make_unit(i, path) for i, path in enumerate(paths)]
+        examples = [make_example(u) for u in units]
+        splits, _ = run_validation(examples, units, test_fraction=0.2, valid_fraction=0.1)
+        return {e.path: name for name, items in splits.items() for e in items}
+
+    before, after = file_splits(100), file_splits(100, extra=5)
+    assert sum(split == "test" for split in before.values()) == 20
+    moved = [path for path, split in before.items() if after[path] != split]
+    was_train_now_test = [p for p in moved if before[p] == "train" and after[p] == "test"]
+    assert len(moved) <= 5 and not was_train_now_test, moved
+    assert file_splits(100) == before  # and the same input gives the same splits
+
+
 def test_over_represented_type_is_capped() -> None:
     units = [make_unit(i, f"pkg/m{i}.py") for i in range(40)]
     examples = [make_example(u, qtype="purpose") for u in units[:30]]
