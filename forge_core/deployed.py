@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from forge_core.files import write_json_atomic
@@ -92,6 +93,8 @@ class GateReference:
     """Why the deployed model could not be the reference (the base is, then)."""
     key: str = "base"
     """Changes when the reference model does: part of the eval stage's inputs."""
+    trained_paths: frozenset[str] = frozenset()
+    """Files the deployed model was trained on (its run's train split), when known."""
 
 
 def gate_reference(wanted: str, runs_dir: Path) -> GateReference:
@@ -117,5 +120,19 @@ def gate_reference(wanted: str, runs_dir: Path) -> GateReference:
         return GateReference("base", "the base model", note=note, key=f"base:{record.key()}")
     description = f"the deployed model (run {record.run_id}, {record.model_name})"
     return GateReference(
-        "deployed", description, record.base_model, record.adapter_dir, key=record.key()
+        "deployed",
+        description,
+        record.base_model,
+        record.adapter_dir,
+        key=record.key(),
+        trained_paths=trained_paths(Path(record.run_dir)),
     )
+
+
+def trained_paths(run_dir: Path) -> frozenset[str]:
+    """The files of a run's train split (empty when the run's split is gone)."""
+    train = run_dir / "validate" / "train.jsonl"
+    if not train.is_file():
+        return frozenset()
+    with open(train, "rb") as handle:
+        return frozenset(str(orjson.loads(line)["path"]) for line in handle if line.strip())

@@ -32,9 +32,16 @@ class GateVerdict:
     reasons: list[str] = field(default_factory=list)
     reference: str = "the base model"
     """The model the fine-tuned one was compared with, in words."""
+    reference_trained_on: int = 0
+    """Test questions about files the reference model was trained on."""
 
     def as_json(self) -> dict[str, Any]:
-        return {"passed": self.passed, "reasons": self.reasons, "reference": self.reference}
+        return {
+            "passed": self.passed,
+            "reasons": self.reasons,
+            "reference": self.reference,
+            "reference_trained_on": self.reference_trained_on,
+        }
 
 
 def samples_from_examples(examples: list[Example]) -> list[EvalSample]:
@@ -271,6 +278,14 @@ def evaluate_run(
     verdict.reference = reference.description
     if reference.note and section.gate.enabled:
         verdict.reasons.insert(0, f"{reference.note}: compared with the base model instead")
+    verdict.reference_trained_on = sum(e.path in reference.trained_paths for e in examples)
+    if verdict.reference_trained_on:
+        overlap = (
+            f"{verdict.reference_trained_on} of {len(examples)} test questions are about files "
+            f"{reference.description} was trained on, which flatters it on those"
+        )
+        verdict.reasons.append(overlap)
+        progress.warn(overlap)
     document = {
         "metrics": {
             label: {name: r.value for name, r in by_metric.items()}

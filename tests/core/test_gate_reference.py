@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from forge_core.config import ForgeSettings
+from forge_core.contracts import Example
 from forge_core.deployed import DEPLOYED_FILE, DeployedModel
+from forge_core.files import read_jsonl
 from forge_core.pipeline import Forge
 from forge_core.plugins import PluginRegistry
 from forge_core.runs import RunError
@@ -131,3 +133,28 @@ def test_a_deployed_model_that_is_gone_or_unreadable(
     (toy_settings.runs_dir / DEPLOYED_FILE).write_text("{not json")
     with pytest.raises(RunError, match=r"(?s)deployed\.json cannot be read.*delete the file"):
         Forge(toy_settings, tmp_path / "candidate", registry=toy_registry).evaluate()
+
+
+def test_the_verdict_counts_test_questions_the_deployed_model_trained_on(
+    toy_settings: ForgeSettings, toy_registry: PluginRegistry, toy_repo: Path, tmp_path: Path
+) -> None:
+    toy_settings.eval.gate.reference = "deployed"
+    first = Forge(toy_settings, tmp_path / "first", registry=toy_registry)
+    first.run_all(toy_repo)
+    first_train = {e.path for e in read_jsonl(first.run.path / "validate" / "train.jsonl", Example)}
+    # Same files, same seed: the same split, nothing in the test split was trained on.
+    same = trained_run(toy_settings, toy_registry, toy_repo, tmp_path / "same")
+    same.evaluate()
+    assert metrics_document(same)["gate"]["reference_trained_on"] == 0
+    # Another seed splits the files otherwise: its test file is one the first run trained on.
+    toy_settings.validation.seed = 2
+    other = trained_run(toy_settings, toy_registry, toy_repo, tmp_path / "other")
+    other.evaluate()
+    test = read_jsonl(other.run.path / "validate" / "test.jsonl", Example)
+    expected = sum(e.path in first_train for e in test)
+    gate = metrics_document(other)["gate"]
+    assert gate["reference_trained_on"] == expected > 0
+    assert gate["reasons"][-1] == (
+        f"{expected} of {len(test)} test questions are about files the deployed model "
+        f"(run {first.run.id}, forge-first) was trained on, which flatters it on those"
+    )
