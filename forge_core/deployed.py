@@ -43,6 +43,8 @@ class DeployedModel(BaseModel):
     base_model: str
     adapter_dir: str
     deployed_at: str
+    artifact: str | None = None
+    """The exported file the deployment serves (a GGUF)."""
 
     def key(self) -> str:
         """What identifies this deployed model: its run, adapter and deploy time."""
@@ -89,6 +91,8 @@ class GateReference:
     base_model: str | None = None
     """For ``deployed``: its base model and adapter, loaded by the eval backend."""
     adapter_dir: str | None = None
+    gguf: str | None = None
+    """For ``deployed``: the file it serves, for backends that run files."""
     note: str | None = None
     """Why the deployed model could not be the reference (the base is, then)."""
     key: str = "base"
@@ -124,6 +128,7 @@ def gate_reference(wanted: str, runs_dir: Path) -> GateReference:
         description,
         record.base_model,
         record.adapter_dir,
+        gguf=record.artifact,
         key=record.key(),
         trained_paths=trained_paths(Path(record.run_dir)),
     )

@@ -19,9 +19,11 @@ from forge_core.contracts import (
     TrainResult,
 )
 from forge_core.deployed import GateReference
+from forge_core.eval_gguf import EvalModel, GgufExport, export_for_evaluation
 from forge_core.files import read_jsonl, write_text_atomic
 from forge_core.plugins import PluginRegistry
 from forge_core.progress import Progress
+from forge_core.runs import RunError
 
 
 @dataclass
@@ -223,11 +225,14 @@ def evaluate_run(
     trained: TrainResult,
     progress: Progress,
     reference: GateReference | None = None,
+    gguf_export: GgufExport | None = None,
 ) -> tuple[dict[str, Any], list[Path]]:
     """The ``eval`` stage on one run: the models, every metric, the gate, the report.
 
     The base and the fine-tuned model always; the deployed model too when it is the
-    gate's ``reference`` (see :mod:`forge_core.deployed`). Returns the ``metrics.json``
+    gate's ``reference`` (see :mod:`forge_core.deployed`). A backend that runs GGUF
+    files only gets each model exported first (``gguf_export``, see
+    :mod:`forge_core.eval_gguf`). Returns the ``metrics.json``
     document (metrics per model, the gate's verdict, each metric's details) and the
     files it wrote: the HTML report and ``answers.jsonl``.
     """
@@ -243,15 +248,24 @@ def evaluate_run(
     results: dict[str, dict[str, EvaluateResult]] = {}
     samples: dict[str, list[EvalSample]] = {}
     reference = reference or GateReference("base", "the base model")
-    models: list[tuple[str, str, str | None]] = [
-        ("base", trained.base_model, None),
-        ("fine_tuned", trained.base_model, trained.adapter_dir),
+    models = [
+        EvalModel("base", trained.base_model),
+        EvalModel("fine_tuned", trained.base_model, trained.adapter_dir),
     ]
     if reference.label == "deployed":
         deployed_base = reference.base_model or trained.base_model
-        models.append(("deployed", deployed_base, reference.adapter_dir))
+        models.append(EvalModel("deployed", deployed_base, reference.adapter_dir, reference.gguf))
+    if "hf" not in registry.model_backend(section.backend).formats:
+        if gguf_export is None:
+            raise RunError(
+                f"eval.backend {section.backend!r} runs exported files only and no exporter "
+                "was given to make them"
+            )
+        models = export_for_evaluation(
+            registry, gguf_export, models, run_path / "eval" / "models", progress
+        )
     progress.start("evaluating", len(models) * len(examples))
-    for label, model, adapter in models:
+    for label, model, adapter, _ in ((m.label, m.model, m.adapter, m.gguf) for m in models):
         code = code_samples(held_out)
         samples[label] = run_model(
             registry,

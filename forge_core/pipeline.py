@@ -345,6 +345,7 @@ class Forge:
     def evaluate(self) -> StageOutcome:
         """Score the base and the fine-tuned model on the test split; apply the gate."""
         from forge_core.deployed import GateReference, gate_reference
+        from forge_core.eval_gguf import GgufExport
         from forge_core.evaluation import evaluate_run
 
         section = self.settings.eval
@@ -354,12 +355,22 @@ class Forge:
         reference = GateReference("base", "the base model")
         if section.gate.enabled:  # a disabled gate needs no third model
             reference = gate_reference(section.gate.reference, self.settings.runs_dir)
+        gguf_export = None
+        if "hf" not in self.registry.model_backend(section.backend).formats:
+            self.registry.find("export", self.settings.export.exporter)  # it makes the files
+            gguf_export = GgufExport(self.settings.export.exporter, self._export_settings())
 
         def work(folder: Path) -> StageWork:
             if reference.note:
                 self.progress.warn(f"{reference.note}: the gate compares with the base model")
             document, written = evaluate_run(
-                self.registry, section, self.run.path, self.trained(), self.progress, reference
+                self.registry,
+                section,
+                self.run.path,
+                self.trained(),
+                self.progress,
+                reference,
+                gguf_export,
             )
             write_json_atomic(folder / "metrics.json", document)
             metrics = {**document["metrics"], "gate": document["gate"]}
@@ -377,15 +388,11 @@ class Forge:
 
         def work(folder: Path) -> StageWork:
             trained = self.trained()
-            settings = self.settings.section("export")
-            held_out = self.run.path / "validate" / "test.jsonl"
-            if settings.get("fidelity_file") is None and held_out.is_file():
-                settings["fidelity_file"] = str(held_out)
             request = ExportRequest(
                 base_model=trained.base_model,
                 adapter_dir=trained.adapter_dir,
                 output_dir=str(folder),
-                settings=settings,
+                settings=self._export_settings(),
             )
             result = ExportResult.model_validate(
                 self.registry.call("export", section.exporter, request)
@@ -417,10 +424,7 @@ class Forge:
             )
 
         def work(folder: Path) -> StageWork:
-            exported = ExportResult.model_validate_json(
-                (self.run.path / "export" / "result.json").read_text()
-            )
-            artifact: ExportArtifact = exported.artifacts[0]
+            artifact = self._served_artifact()
             settings = self.settings.section("deploy")
             if settings.get("system_prompt") is None:
                 settings["system_prompt"] = self._trained_system_prompt()
@@ -444,6 +448,14 @@ class Forge:
             rerun=self._server_gone(),
         )
 
+    def _export_settings(self) -> dict[str, Any]:
+        """The ``export`` section for the exporter; fidelity is checked on the test split."""
+        settings = self.settings.section("export")
+        held_out = self.run.path / "validate" / "test.jsonl"
+        if settings.get("fidelity_file") is None and held_out.is_file():
+            settings["fidelity_file"] = str(held_out)
+        return settings
+
     def _record_deployment(self, result: DeployResult) -> None:
         """Make this run's model the currently deployed one (``<runs_dir>/deployed.json``)."""
         from forge_core.deployed import DeployedModel, now_iso, record_deployment
@@ -458,8 +470,16 @@ class Forge:
             base_model=trained.base_model,
             adapter_dir=str(Path(trained.adapter_dir).resolve()),
             deployed_at=now_iso(),
+            artifact=str(Path(self._served_artifact().path).resolve()),
         )
         record_deployment(self.settings.runs_dir, record)
+
+    def _served_artifact(self) -> ExportArtifact:
+        """The exported file the deploy stage serves: the first artifact of the export."""
+        exported = ExportResult.model_validate_json(
+            (self.run.path / "export" / "result.json").read_text()
+        )
+        return exported.artifacts[0]
 
     def _server_gone(self) -> bool:
         """True when the last deploy started a server (it has a pid) that no longer

@@ -16,6 +16,7 @@ from forge_core.files import read_jsonl
 from forge_core.pipeline import Forge
 from forge_core.plugins import PluginRegistry
 from forge_core.runs import RunError
+from tests.core.toy_plugin import ToyPlugin
 
 
 def trained_run(
@@ -158,3 +159,37 @@ def test_the_verdict_counts_test_questions_the_deployed_model_trained_on(
         f"{expected} of {len(test)} test questions are about files the deployed model "
         f"(run {first.run.id}, forge-first) was trained on, which flatters it on those"
     )
+
+
+def test_a_gguf_backend_evaluates_exported_files(
+    toy_settings: ForgeSettings,
+    toy_plugin: ToyPlugin,
+    toy_registry: PluginRegistry,
+    toy_repo: Path,
+    tmp_path: Path,
+) -> None:
+    # eval runs before export, yet a GGUF-only backend (llamacpp) must get files: the eval
+    # stage exports each model itself, with the quantisation the deploy stage serves.
+    toy_settings.eval.backend = "toygguf"
+    toy_settings.export.quantizations = ["Q8_0", "Q4_K_M"]
+    forge = trained_run(toy_settings, toy_registry, toy_repo, tmp_path / "run")
+    toy_plugin.calls.clear()
+    assert forge.evaluate().status == "ran"
+    models = forge.run.path / "eval" / "models"
+    assert (models / "base" / "model-Q8_0.gguf").read_text() == "GGUF-toy adapter=none"
+    adapter = forge.trained().adapter_dir
+    assert (models / "fine_tuned" / "model-Q8_0.gguf").read_text() == f"GGUF-toy adapter={adapter}"
+    assert toy_plugin.calls == ["export", "export"]
+    metrics = metrics_document(forge)["metrics"]
+    assert (metrics["base"]["toy_metric"], metrics["fine_tuned"]["toy_metric"]) == (0.0, 1.0)
+
+    # The deployed model is evaluated from the file it serves, not exported again.
+    forge.export()
+    forge.deploy()
+    toy_settings.eval.gate.reference = "deployed"
+    candidate = trained_run(toy_settings, toy_registry, toy_repo, tmp_path / "candidate")
+    toy_plugin.calls.clear()
+    assert candidate.evaluate().status == "ran"
+    assert toy_plugin.calls == ["export", "export"]
+    assert not (candidate.run.path / "eval" / "models" / "deployed").exists()
+    assert metrics_document(candidate)["metrics"]["deployed"]["toy_metric"] == 1.0

@@ -65,6 +65,16 @@ class ToyBackend:
         return None
 
 
+class ToyGgufBackend(ToyBackend):
+    """Runs toy "GGUF" files only (as llama.cpp does): the file says which adapter is in it."""
+
+    def __init__(self, model: str, adapter: str | None) -> None:
+        if adapter is not None or not model.endswith(".gguf"):
+            raise ValueError(f"toygguf runs .gguf files without adapters, not {model}, {adapter}")
+        merged = Path(model).read_text().removeprefix("GGUF-toy adapter=")
+        super().__init__(None if merged == "none" else merged)
+
+
 class ToyPlugin:
     """Every hook, in the simplest form that exercises the core."""
 
@@ -94,7 +104,14 @@ class ToyPlugin:
 
     @hookimpl
     def register_model_backends(self) -> list[ModelBackendSpec]:
-        return [ModelBackendSpec("toy", lambda model, adapter, options: ToyBackend(adapter))]
+        return [
+            ModelBackendSpec("toy", lambda model, adapter, options: ToyBackend(adapter)),
+            ModelBackendSpec(
+                "toygguf",
+                lambda model, adapter, options: ToyGgufBackend(model, adapter),
+                formats=("gguf",),
+            ),
+        ]
 
     @hookimpl
     def parse(self, request: ParseRequest) -> ParseResult | None:
@@ -168,7 +185,8 @@ class ToyPlugin:
     def export(self, request: ExportRequest) -> ExportResult | None:
         self.calls.append("export")
         path = Path(request.output_dir) / "model-Q8_0.gguf"
-        path.write_bytes(b"GGUF-toy")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"GGUF-toy adapter={request.adapter_dir or 'none'}")
         return ExportResult(
             artifacts=[ExportArtifact(path=str(path), quantization="Q8_0", size_bytes=8)]
         )
