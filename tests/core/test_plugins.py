@@ -19,7 +19,7 @@ def test_listing_shows_hooks_and_names(toy_registry: PluginRegistry) -> None:
     assert {"parse", "train", "deploy", "register_languages"} <= set(data["hooks"])
     assert data["provides"]["parse"] == ["toy"]
     assert data["provides"]["evaluate"] == ["toy_metric"]
-    assert data["provides"]["model_backend"] == ["toy"]
+    assert data["provides"]["model_backend"] == ["toy", "toygguf"]
     assert data["provides"]["base_model"] == ["toybase"]
 
 
