@@ -439,11 +439,15 @@ def runs_list(runs_dir: Path | None) -> None:
 
     from forge_core.config import load_settings
     from forge_core.deployed import current_deployment
-    from forge_core.runs import STAGES, list_runs
+    from forge_core.runs import STAGES, RunError, list_runs
 
     folder = runs_dir or load_settings().runs_dir
     table = Table(title=f"runs in {folder}")
-    deployed = current_deployment(folder)
+    try:
+        deployed = current_deployment(folder)
+    except RunError as exc:  # the listing is still worth showing
+        deployed = None
+        table.caption = f"deployed: unknown ({exc})"
     if deployed is not None:
         table.caption = (
             f"deployed: run {deployed.run_id} as {deployed.model_name} at "

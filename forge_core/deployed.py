@@ -9,12 +9,13 @@ a candidate that is worse than what users already have, not merely worse than th
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from forge_core.files import write_json_atomic
 from forge_core.runs import RunError
@@ -26,14 +27,17 @@ __all__ = [
     "current_deployment",
     "gate_reference",
     "record_deployment",
+    "trained_paths",
 ]
 
 #: The record's file name, directly in the runs folder.
 DEPLOYED_FILE = "deployed.json"
+#: The folder, next to it, holding a copy of the deployed adapter.
+DEPLOYED_FOLDER = "deployed"
 
 
 class DeployedModel(BaseModel):
-    """One deploy: the run, the model it serves, and where."""
+    """One deploy: the run, the model it serves and where, pinned as it was then."""
 
     run_id: str
     run_dir: str
@@ -42,20 +46,38 @@ class DeployedModel(BaseModel):
     endpoint: str
     base_model: str
     adapter_dir: str
+    """A copy of the deployed adapter (``<runs_dir>/deployed/adapter``): retraining the
+    run in place later must not change what the deployed model is."""
+    model_hash: str
+    """The train stage's output hash: which adapter this is."""
     deployed_at: str
     artifact: str | None = None
     """The exported file the deployment serves (a GGUF)."""
+    artifact_sha256: str | None = None
+    trained_paths: list[str] = Field(default_factory=list)
+    """The files of the run's train split."""
+    split_by: str = "file"
 
     def key(self) -> str:
-        """What identifies this deployed model: its run, adapter and deploy time."""
-        return f"{self.run_dir}\0{self.adapter_dir}\0{self.deployed_at}"
+        """What identifies this deployed model: its adapter (not when it was deployed)."""
+        return self.model_hash
 
 
-def record_deployment(runs_dir: Path, model: DeployedModel) -> Path:
-    """Write ``model`` as the currently deployed one (atomically); return the file."""
-    path = runs_dir / DEPLOYED_FILE
-    write_json_atomic(path, model.model_dump(mode="json"))
-    return path
+def record_deployment(runs_dir: Path, model: DeployedModel, adapter: Path) -> DeployedModel:
+    """Pin ``adapter`` in ``<runs_dir>/deployed/`` and record ``model`` as the deployed one.
+
+    The copy is made under a temporary name and swapped in, then the record is written
+    atomically; the returned record points at the copy.
+    """
+    pinned = runs_dir / DEPLOYED_FOLDER / "adapter"
+    partial = pinned.with_name("adapter.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(adapter, partial)
+    shutil.rmtree(pinned, ignore_errors=True)
+    partial.rename(pinned)
+    record = model.model_copy(update={"adapter_dir": str(pinned.resolve())})
+    write_json_atomic(runs_dir / DEPLOYED_FILE, record.model_dump(mode="json"))
+    return record
 
 
 def current_deployment(runs_dir: Path) -> DeployedModel | None:
@@ -93,6 +115,8 @@ class GateReference:
     adapter_dir: str | None = None
     gguf: str | None = None
     """For ``deployed``: the file it serves, for backends that run files."""
+    gguf_sha256: str | None = None
+    """That file's hash when it was deployed (a changed file is not used)."""
     note: str | None = None
     """Why the deployed model could not be the reference (the base is, then)."""
     key: str = "base"
@@ -101,12 +125,17 @@ class GateReference:
     """Files the deployed model was trained on (its run's train split), when known."""
 
 
-def gate_reference(wanted: str, runs_dir: Path) -> GateReference:
+def gate_reference(
+    wanted: str, runs_dir: Path, candidate_hash: str, split_by: str = "file"
+) -> GateReference:
     """The reference model for ``eval.gate.reference`` = ``wanted`` (base or deployed).
 
-    ``deployed`` falls back to the base model, with a note saying why, when nothing
-    has been deployed from ``runs_dir`` yet (a first run) or the deployed run's
+    ``deployed`` falls back to the base model, with a note saying why, when nothing has
+    been deployed from ``runs_dir`` yet (a first run), when the candidate is the deployed
+    model itself (``candidate_hash``: its train stage's output hash), or when the pinned
     adapter is gone; a record that cannot be read is an error that names the file.
+    Test questions the deployed model trained on are counted only for splits by file
+    (split by unit, every split shares files by design).
     """
     base = GateReference("base", "the base model")
     if wanted != "deployed":
@@ -115,29 +144,30 @@ def gate_reference(wanted: str, runs_dir: Path) -> GateReference:
     if record is None:
         path = runs_dir / DEPLOYED_FILE
         note = f"no model has been deployed from {runs_dir} yet ({path} does not exist)"
-        return GateReference("base", "the base model", note=note, key="base:none deployed")
+        return GateReference("base", "the base model", note=note)
+    if record.model_hash == candidate_hash:
+        note = f"the fine-tuned model is the deployed one (run {record.run_id})"
+        return GateReference("base", "the base model", note=note)
     if not Path(record.adapter_dir).is_dir():
-        note = (
-            f"the deployed model's adapter {record.adapter_dir} (run {record.run_id}) "
-            "no longer exists"
-        )
-        return GateReference("base", "the base model", note=note, key=f"base:{record.key()}")
+        note = f"the deployed model's adapter copy {record.adapter_dir} no longer exists"
+        return GateReference("base", "the base model", note=note)
     description = f"the deployed model (run {record.run_id}, {record.model_name})"
+    counted = split_by == "file" and record.split_by == "file"
     return GateReference(
         "deployed",
         description,
         record.base_model,
         record.adapter_dir,
         gguf=record.artifact,
+        gguf_sha256=record.artifact_sha256,
         key=record.key(),
-        trained_paths=trained_paths(Path(record.run_dir)),
+        trained_paths=frozenset(record.trained_paths) if counted else frozenset(),
     )
 
 
-def trained_paths(run_dir: Path) -> frozenset[str]:
-    """The files of a run's train split (empty when the run's split is gone)."""
-    train = run_dir / "validate" / "train.jsonl"
-    if not train.is_file():
-        return frozenset()
-    with open(train, "rb") as handle:
-        return frozenset(str(orjson.loads(line)["path"]) for line in handle if line.strip())
+def trained_paths(train_file: Path) -> list[str]:
+    """The distinct files of a train split (``validate/train.jsonl``), sorted."""
+    if not train_file.is_file():
+        return []
+    with open(train_file, "rb") as handle:
+        return sorted({str(orjson.loads(line)["path"]) for line in handle if line.strip()})

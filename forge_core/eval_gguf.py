@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from forge_core.contracts import ExportRequest, ExportResult
+from forge_core.files import sha256_file
 from forge_core.plugins import PluginRegistry
 from forge_core.progress import Progress
 from forge_core.runs import RunError
@@ -32,7 +33,9 @@ class EvalModel:
     """A base model (folder or name), or a GGUF file once exported."""
     adapter: str | None = None
     gguf: str | None = None
-    """An existing GGUF of this model (the deployed one's), used as it is."""
+    """An existing GGUF of this model (the deployed one's), used as it is when its
+    content still has ``gguf_sha256``; exported again otherwise."""
+    gguf_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,24 +59,51 @@ def export_for_evaluation(
     progress.start("exporting models to evaluate", len(models))
     ready = []
     for model in models:
-        if model.gguf and Path(model.gguf).is_file():
+        if model.gguf and model.gguf_sha256 and _unchanged(Path(model.gguf), model.gguf_sha256):
             ready.append(EvalModel(model.label, model.gguf))
-            progress.advance("exporting models to evaluate")
-            continue
-        request = ExportRequest(
-            base_model=model.model,
-            adapter_dir=model.adapter,
-            output_dir=str(folder / model.label),
-            settings=settings,
-        )
-        result = ExportResult.model_validate(registry.call("export", export.exporter, request))
-        if not result.artifacts:
-            raise RunError(f"exporter {export.exporter!r} wrote no file for model {model.label}")
-        merged = Path(result.merged_model_dir) if result.merged_model_dir else None
-        target = (folder / model.label).resolve()
-        if merged is not None and merged.resolve().is_relative_to(target):  # never the base
-            shutil.rmtree(merged, ignore_errors=True)
-        ready.append(EvalModel(model.label, result.artifacts[0].path))
+        else:
+            path = _export_one(registry, export, settings, model, folder / model.label, progress)
+            ready.append(EvalModel(model.label, path))
         progress.advance("exporting models to evaluate")
     progress.finish("exporting models to evaluate")
     return ready
+
+
+def _unchanged(path: Path, sha256: str) -> bool:
+    return path.is_file() and sha256_file(path) == sha256
+
+
+def _export_one(
+    registry: PluginRegistry,
+    export: GgufExport,
+    settings: dict[str, Any],
+    model: EvalModel,
+    target: Path,
+    progress: Progress,
+) -> str:
+    """Export one model into ``target``; return its first file. The merged Hugging Face
+    copy the exporter leaves inside ``target`` is deleted, whether or not it succeeds."""
+    request = ExportRequest(
+        base_model=model.model,
+        adapter_dir=model.adapter,
+        output_dir=str(target),
+        settings=settings,
+    )
+    try:
+        result = ExportResult.model_validate(registry.call("export", export.exporter, request))
+    finally:
+        for leftover in (target / "merged", target / "merged.partial"):
+            shutil.rmtree(leftover, ignore_errors=True)
+    if not result.artifacts:
+        raise RunError(f"exporter {export.exporter!r} wrote no file for model {model.label}")
+    merged = Path(result.merged_model_dir).resolve() if result.merged_model_dir else None
+    inside = target.resolve()
+    if merged is not None and merged != inside and merged.is_relative_to(inside):
+        shutil.rmtree(merged, ignore_errors=True)  # never the base model, never target itself
+    artifact = result.artifacts[0]
+    if not artifact.passed:
+        progress.warn(
+            f"the {model.label} model's {artifact.quantization} file failed its fidelity check "
+            f"({artifact.fidelity}); it is evaluated as it is"
+        )
+    return artifact.path

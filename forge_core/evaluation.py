@@ -141,12 +141,13 @@ def run_model(
 def generation_budget(samples: list[EvalSample], max_new_tokens: int) -> dict[str, int]:
     """How the answer budget compares with the reference answers' lengths.
 
-    A reference's length is the number of tokens its answer was scored on (the
-    answer and the end-of-turn token). A model that answers as the reference
-    does needs about that many new tokens; with fewer, its answer is cut before
-    the final ``<ANSWER>:`` line and exact match cannot count it, however good it is.
+    A reference's length is the number of tokens its answer was scored on, less the
+    end-of-turn token generation stops at (a template may score one more, such as a
+    newline after it: the figure is then one token high). A model that answers as
+    the reference does needs about that many new tokens; with fewer, its answer is
+    cut before the final ``<ANSWER>:`` line and exact match cannot count it.
     """
-    lengths = [len(s.token_logprobs) for s in samples if s.token_logprobs]
+    lengths = [len(s.token_logprobs) - 1 for s in samples if s.token_logprobs]
     return {
         "max_new_tokens": max_new_tokens,
         "questions": len(samples),
@@ -254,7 +255,15 @@ def evaluate_run(
     ]
     if reference.label == "deployed":
         deployed_base = reference.base_model or trained.base_model
-        models.append(EvalModel("deployed", deployed_base, reference.adapter_dir, reference.gguf))
+        models.append(
+            EvalModel(
+                "deployed",
+                deployed_base,
+                reference.adapter_dir,
+                reference.gguf,
+                reference.gguf_sha256,
+            )
+        )
     if "hf" not in registry.model_backend(section.backend).formats:
         if gguf_export is None:
             raise RunError(

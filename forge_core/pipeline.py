@@ -354,7 +354,12 @@ class Forge:
             self.registry.find("evaluate", metric)
         reference = GateReference("base", "the base model")
         if section.gate.enabled:  # a disabled gate needs no third model
-            reference = gate_reference(section.gate.reference, self.settings.runs_dir)
+            reference = gate_reference(
+                section.gate.reference,
+                self.settings.runs_dir,
+                self._output_hash("train"),
+                self.settings.validation.split_by,
+            )
         gguf_export = None
         if "hf" not in self.registry.model_backend(section.backend).formats:
             self.registry.find("export", self.settings.export.exporter)  # it makes the files
@@ -379,6 +384,8 @@ class Forge:
         inputs = {"train": self._output_hash("train"), "validate": self._output_hash("validate")}
         if reference.key != "base":  # a newly deployed model is a new reference
             inputs["reference"] = reference.key
+        if gguf_export is not None:  # the files evaluated depend on how they are exported
+            inputs["export"] = sha256_json([gguf_export.exporter, gguf_export.settings])
         return self._stage("eval", inputs, work)
 
     def export(self) -> StageOutcome:
@@ -457,10 +464,16 @@ class Forge:
         return settings
 
     def _record_deployment(self, result: DeployResult) -> None:
-        """Make this run's model the currently deployed one (``<runs_dir>/deployed.json``)."""
-        from forge_core.deployed import DeployedModel, now_iso, record_deployment
+        """Make this run's model the currently deployed one (``<runs_dir>/deployed.json``),
+        with a copy of its adapter, so retraining this run later cannot change it."""
+        from forge_core.deployed import DeployedModel, now_iso, record_deployment, trained_paths
 
         trained = self.trained()
+        artifact = Path(self._served_artifact().path).resolve()
+        exported = self.run.require("export").outputs
+        run_path = self.run.path.resolve()
+        inside = artifact.is_relative_to(run_path)
+        relative = artifact.relative_to(run_path).as_posix() if inside else ""
         record = DeployedModel(
             run_id=self.run.id,
             run_dir=str(self.run.path.resolve()),
@@ -469,10 +482,14 @@ class Forge:
             endpoint=result.endpoint,
             base_model=trained.base_model,
             adapter_dir=str(Path(trained.adapter_dir).resolve()),
+            model_hash=self._output_hash("train"),
             deployed_at=now_iso(),
-            artifact=str(Path(self._served_artifact().path).resolve()),
+            artifact=str(artifact),
+            artifact_sha256=exported[relative].sha256 if relative in exported else None,
+            trained_paths=trained_paths(self.run.path / "validate" / "train.jsonl"),
+            split_by=self.settings.validation.split_by,
         )
-        record_deployment(self.settings.runs_dir, record)
+        record_deployment(self.settings.runs_dir, record, Path(trained.adapter_dir))
 
     def _served_artifact(self) -> ExportArtifact:
         """The exported file the deploy stage serves: the first artifact of the export."""

@@ -95,6 +95,7 @@ def test_runs_list_and_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
                 "endpoint": "http://127.0.0.1:8088/v1",
                 "base_model": "tinycoder",
                 "adapter_dir": str(tmp_path / "runs" / run_id / "train" / "adapter"),
+                "model_hash": "0" * 64,
                 "deployed_at": "2026-12-06T08:00:00+00:00",
             }
         )
@@ -102,6 +103,9 @@ def test_runs_list_and_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     listing = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["runs", "list"])
     assert listing.exit_code == 0, listing.output
     assert f"deployed: run {run_id} as forge-demo at http://127.0.0.1:8088/v1" in listing.output
+    (tmp_path / "runs" / "deployed.json").write_text("{broken")
+    listing = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["runs", "list"])
+    assert listing.exit_code == 0 and "deployed: unknown" in listing.output, listing.output
     shown = CliRunner().invoke(main, ["runs", "show", run_id, "--json"])
     assert shown.exit_code == 0, shown.output
     data = json.loads(shown.output)

@@ -12,7 +12,7 @@ import pytest
 from forge_core.config import ForgeSettings
 from forge_core.contracts import Example
 from forge_core.deployed import DEPLOYED_FILE, DeployedModel
-from forge_core.files import read_jsonl
+from forge_core.files import read_jsonl, sha256_file
 from forge_core.pipeline import Forge
 from forge_core.plugins import PluginRegistry
 from forge_core.runs import RunError
@@ -48,7 +48,16 @@ def test_deploy_records_the_currently_deployed_model(
     record = DeployedModel.model_validate_json(record_path.read_text())
     assert record.run_id == first.run.id
     assert record.run_dir == str(first.run.path.resolve())
-    assert record.adapter_dir == str(Path(first.trained().adapter_dir).resolve())
+    # The adapter is pinned: a copy next to the record, so retraining the run cannot change it.
+    pinned = toy_settings.runs_dir / "deployed" / "adapter"
+    assert record.adapter_dir == str(pinned.resolve())
+    adapter = Path(first.trained().adapter_dir)
+    assert (pinned / "adapter.json").read_text() == (adapter / "adapter.json").read_text()
+    assert record.model_hash == first._output_hash("train")
+    train = read_jsonl(first.run.path / "validate" / "train.jsonl", Example)
+    assert record.trained_paths == sorted({e.path for e in train})
+    assert record.artifact == str((first.run.path / "export" / "model-Q8_0.gguf").resolve())
+    assert record.artifact_sha256 == sha256_file(Path(record.artifact))
     assert (record.target, record.endpoint) == ("toy", "http://127.0.0.1:9/v1")
     assert record.model_name == f"forge-{first.run.id}" and record.base_model == "toy/base"
     # The last deploy is the deployed model.
@@ -119,13 +128,34 @@ def test_eval_runs_again_when_another_model_is_deployed(
     assert f"run {newer.run.id}" in metrics_document(again)["gate"]["reference"]
 
 
+def test_retraining_the_deployed_run_in_place_still_compares_with_what_is_served(
+    toy_settings: ForgeSettings, toy_registry: PluginRegistry, toy_repo: Path, tmp_path: Path
+) -> None:
+    toy_settings.eval.gate.reference = "deployed"
+    first = Forge(toy_settings, tmp_path / "first", registry=toy_registry)
+    first.run_all(toy_repo)
+    # Running it again changes nothing: its model is the deployed one, nothing reruns.
+    again = Forge(toy_settings, tmp_path / "first", registry=toy_registry).run_all(toy_repo)
+    assert {o.status for o in again} == {"skipped"}
+    # The repository changes; the same run folder is retrained, into a worse model.
+    trained_on = read_jsonl(first.run.path / "validate" / "train.jsonl", Example)[0].path
+    (toy_repo / trained_on).write_text("def renamed\nbody\n")
+    retrained = trained_run(toy_settings, toy_registry, toy_repo, tmp_path / "first")
+    make_worse(retrained)
+    assert retrained.evaluate().status == "ran"
+    document = metrics_document(retrained)
+    assert document["metrics"]["deployed"]["toy_metric"] == 1.0  # the pinned copy
+    assert document["metrics"]["fine_tuned"]["toy_metric"] == 0.0
+    assert document["gate"]["passed"] is False
+
+
 def test_a_deployed_model_that_is_gone_or_unreadable(
     toy_settings: ForgeSettings, toy_registry: PluginRegistry, toy_repo: Path, tmp_path: Path
 ) -> None:
     toy_settings.eval.gate.reference = "deployed"
     first = Forge(toy_settings, tmp_path / "first", registry=toy_registry)
     first.run_all(toy_repo)
-    shutil.rmtree(first.trained().adapter_dir)
+    shutil.rmtree(toy_settings.runs_dir / "deployed" / "adapter")
     candidate = trained_run(toy_settings, toy_registry, toy_repo, tmp_path / "candidate")
     assert candidate.evaluate().status == "ran"
     document = metrics_document(candidate)

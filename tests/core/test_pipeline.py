@@ -203,9 +203,10 @@ def test_evaluation_batches_prompts_of_similar_length_and_keeps_sample_order() -
 def test_eval_warns_when_reference_answers_do_not_fit_the_answer_budget(
     toy_settings: ForgeSettings, toy_registry: PluginRegistry, toy_repo: Path, tmp_path: Path
 ) -> None:
-    # The toy backend scores every reference answer on 4 tokens: a budget of 3 cuts them
-    # all before their final answer, so exact match could not count any of them.
-    toy_settings.eval.max_new_tokens = 3
+    # The toy backend scores every reference answer on 4 tokens, the answer's 3 and the
+    # end of turn: a budget of 2 cuts them all before their final answer, so exact match
+    # could not count any of them.
+    toy_settings.eval.max_new_tokens = 2
     forge = Forge(toy_settings, tmp_path / "run", registry=toy_registry)
     for step in (lambda: forge.mine(toy_repo), forge.synth, forge.validate, forge.train):
         step()
@@ -214,18 +215,18 @@ def test_eval_warns_when_reference_answers_do_not_fit_the_answer_budget(
     generation = document["generation"]
     questions = len(read_jsonl(forge.run.path / "validate" / "test.jsonl", Example))
     assert generation["questions"] == questions > 0
-    assert generation["max_new_tokens"] == 3
-    assert generation["longest_reference_tokens"] == 4
+    assert generation["max_new_tokens"] == 2
+    assert generation["longest_reference_tokens"] == 3
     assert generation["references_over_budget"] == questions
     expected = f"{questions} of {questions} reference answers are longer than eval.max_new_tokens"
     assert generation["warning"].startswith(expected)
-    assert "at least 4" in generation["warning"]
+    assert "at least 3" in generation["warning"]
     progress: Any = forge.progress  # SilentProgress: it keeps the warnings
     assert [w for w in progress.warnings if "max_new_tokens" in w] == [generation["warning"]]
     report = (forge.run.path / "eval" / "report.html").read_text()
-    assert "at least 4 for a fair exact match" in report
+    assert "at least 3 for a fair exact match" in report
     # With room for the longest answer there is nothing to say.
-    toy_settings.eval.max_new_tokens = 4
+    toy_settings.eval.max_new_tokens = 3
     forge = Forge(toy_settings, tmp_path / "run", registry=toy_registry)
     assert forge.evaluate().status == "ran"
     document = json.loads((forge.run.path / "eval" / "metrics.json").read_text())

@@ -167,7 +167,9 @@ class ToyPlugin:
         adapter = Path(request.output_dir) / "adapter"
         adapter.mkdir(parents=True, exist_ok=True)
         lines = Path(request.train_file).read_text().splitlines()
-        (adapter / "adapter.json").write_text(json.dumps({"examples": len(lines)}))
+        # Each run's adapter differs (a real one would): it names the run it was trained in.
+        record = {"examples": len(lines), "run": str(Path(request.output_dir).parent)}
+        (adapter / "adapter.json").write_text(json.dumps(record))
         return TrainResult(
             adapter_dir=str(adapter), base_model=request.base_model, metrics={"loss": 0.5}
         )
