@@ -223,3 +223,14 @@ def test_a_gguf_backend_evaluates_exported_files(
     assert toy_plugin.calls == ["export", "export"]
     assert not (candidate.run.path / "eval" / "models" / "deployed").exists()
     assert metrics_document(candidate)["metrics"]["deployed"]["toy_metric"] == 1.0
+    # A served file that changed since it was deployed is not trusted: exported again
+    # from the pinned adapter.
+    served = forge.run.path / "export" / "model-Q8_0.gguf"
+    served.write_text("GGUF-toy adapter=none")
+    toy_plugin.calls.clear()
+    assert Forge(toy_settings, tmp_path / "candidate", registry=toy_registry, force=True).evaluate()
+    assert toy_plugin.calls == ["export", "export", "export"]
+    pinned = toy_settings.runs_dir / "deployed" / "adapter"
+    deployed_file = candidate.run.path / "eval" / "models" / "deployed" / "model-Q8_0.gguf"
+    assert deployed_file.read_text() == f"GGUF-toy adapter={pinned.resolve()}"
+    assert metrics_document(candidate)["metrics"]["deployed"]["toy_metric"] == 1.0
