@@ -438,21 +438,11 @@ def runs_list(runs_dir: Path | None) -> None:
     from rich.table import Table
 
     from forge_core.config import load_settings
-    from forge_core.deployed import current_deployment
-    from forge_core.runs import STAGES, RunError, list_runs
+    from forge_core.deployed import deployment_caption
+    from forge_core.runs import STAGES, list_runs
 
     folder = runs_dir or load_settings().runs_dir
-    table = Table(title=f"runs in {folder}")
-    try:
-        deployed = current_deployment(folder)
-    except RunError as exc:  # the listing is still worth showing
-        deployed = None
-        table.caption = f"deployed: unknown ({exc})"
-    if deployed is not None:
-        table.caption = (
-            f"deployed: run {deployed.run_id} as {deployed.model_name} at "
-            f"{deployed.endpoint} ({deployed.target}, {deployed.deployed_at})"
-        )
+    table = Table(title=f"runs in {folder}", caption=deployment_caption(folder))
     table.add_column("run")
     table.add_column("repo", overflow="fold")
     for stage in STAGES:

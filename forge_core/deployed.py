@@ -17,6 +17,7 @@ from pathlib import Path
 import orjson
 from pydantic import BaseModel, Field, ValidationError
 
+from forge_core.eval_gguf import EvalModel
 from forge_core.files import write_json_atomic
 from forge_core.runs import RunError
 
@@ -25,7 +26,9 @@ __all__ = [
     "DeployedModel",
     "GateReference",
     "current_deployment",
+    "deployment_caption",
     "gate_reference",
+    "pinned_adapter_dir",
     "record_deployment",
     "trained_paths",
 ]
@@ -58,26 +61,23 @@ class DeployedModel(BaseModel):
     """The files of the run's train split."""
     split_by: str = "file"
 
-    def key(self) -> str:
-        """What identifies this deployed model: its adapter (not when it was deployed)."""
-        return self.model_hash
+
+def pinned_adapter_dir(runs_dir: Path) -> Path:
+    """Where the deployed adapter's copy lives: ``<runs_dir>/deployed/adapter``."""
+    return (runs_dir / DEPLOYED_FOLDER / "adapter").resolve()
 
 
-def record_deployment(runs_dir: Path, model: DeployedModel, adapter: Path) -> DeployedModel:
-    """Pin ``adapter`` in ``<runs_dir>/deployed/`` and record ``model`` as the deployed one.
-
-    The copy is made under a temporary name and swapped in, then the record is written
-    atomically; the returned record points at the copy.
-    """
-    pinned = runs_dir / DEPLOYED_FOLDER / "adapter"
-    partial = pinned.with_name("adapter.partial")
+def record_deployment(runs_dir: Path, record: DeployedModel, adapter: Path) -> None:
+    """Copy ``adapter`` to ``record.adapter_dir`` (the pinned copy) and write ``record``
+    as the deployed model. The copy is made under a temporary name and swapped in,
+    then the record is written atomically."""
+    pinned = Path(record.adapter_dir)
+    partial = pinned.with_name(pinned.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(adapter, partial)
     shutil.rmtree(pinned, ignore_errors=True)
     partial.rename(pinned)
-    record = model.model_copy(update={"adapter_dir": str(pinned.resolve())})
     write_json_atomic(runs_dir / DEPLOYED_FILE, record.model_dump(mode="json"))
-    return record
 
 
 def current_deployment(runs_dir: Path) -> DeployedModel | None:
@@ -97,6 +97,20 @@ def current_deployment(runs_dir: Path) -> DeployedModel | None:
         ) from exc
 
 
+def deployment_caption(runs_dir: Path) -> str | None:
+    """One line saying which run is deployed (for ``forge runs list``), or None."""
+    try:
+        record = current_deployment(runs_dir)
+    except RunError as exc:  # say so, but let the listing be shown
+        return f"deployed: unknown ({exc})"
+    if record is None:
+        return None
+    return (
+        f"deployed: run {record.run_id} as {record.model_name} at {record.endpoint} "
+        f"({record.target}, {record.deployed_at})"
+    )
+
+
 def now_iso() -> str:
     """The current UTC time, to the second, for ``deployed_at``."""
     return datetime.now(UTC).replace(microsecond=0).isoformat()
@@ -104,25 +118,23 @@ def now_iso() -> str:
 
 @dataclass(frozen=True)
 class GateReference:
-    """The model the gate compares the fine-tuned one with."""
+    """The model the gate compares the fine-tuned one with: the base, or the deployed one."""
 
-    label: str
-    """``base`` or ``deployed``: its key in ``metrics.json``."""
-    description: str
+    description: str = "the base model"
     """Which model that is, in words, for the report and the gate's verdict."""
-    base_model: str | None = None
-    """For ``deployed``: its base model and adapter, loaded by the eval backend."""
-    adapter_dir: str | None = None
-    gguf: str | None = None
-    """For ``deployed``: the file it serves, for backends that run files."""
-    gguf_sha256: str | None = None
-    """That file's hash when it was deployed (a changed file is not used)."""
+    model: EvalModel | None = None
+    """The deployed model (labelled ``deployed``), or None for the base."""
     note: str | None = None
     """Why the deployed model could not be the reference (the base is, then)."""
     key: str = "base"
     """Changes when the reference model does: part of the eval stage's inputs."""
     trained_paths: frozenset[str] = frozenset()
     """Files the deployed model was trained on (its run's train split), when known."""
+
+    @property
+    def label(self) -> str:
+        """The reference's key in ``metrics.json``: ``base`` or ``deployed``."""
+        return "base" if self.model is None else self.model.label
 
 
 def gate_reference(
@@ -137,30 +149,28 @@ def gate_reference(
     Test questions the deployed model trained on are counted only for splits by file
     (split by unit, every split shares files by design).
     """
-    base = GateReference("base", "the base model")
     if wanted != "deployed":
-        return base
+        return GateReference()
     record = current_deployment(runs_dir)
     if record is None:
         path = runs_dir / DEPLOYED_FILE
-        note = f"no model has been deployed from {runs_dir} yet ({path} does not exist)"
-        return GateReference("base", "the base model", note=note)
+        return GateReference(
+            note=f"no model has been deployed from {runs_dir} yet ({path} does not exist)"
+        )
     if record.model_hash == candidate_hash:
-        note = f"the fine-tuned model is the deployed one (run {record.run_id})"
-        return GateReference("base", "the base model", note=note)
+        return GateReference(note=f"the fine-tuned model is the deployed one (run {record.run_id})")
     if not Path(record.adapter_dir).is_dir():
-        note = f"the deployed model's adapter copy {record.adapter_dir} no longer exists"
-        return GateReference("base", "the base model", note=note)
-    description = f"the deployed model (run {record.run_id}, {record.model_name})"
+        return GateReference(
+            note=f"the deployed model's adapter copy {record.adapter_dir} no longer exists"
+        )
     counted = split_by == "file" and record.split_by == "file"
+    model = EvalModel(
+        "deployed", record.base_model, record.adapter_dir, record.artifact, record.artifact_sha256
+    )
     return GateReference(
-        "deployed",
-        description,
-        record.base_model,
-        record.adapter_dir,
-        gguf=record.artifact,
-        gguf_sha256=record.artifact_sha256,
-        key=record.key(),
+        f"the deployed model (run {record.run_id}, {record.model_name})",
+        model,
+        key=record.model_hash,
         trained_paths=frozenset(record.trained_paths) if counted else frozenset(),
     )
 

@@ -3,9 +3,10 @@
 Evaluation runs before the ``export`` stage, yet a GGUF backend evaluates what users
 deploy: the quantised files. So the eval stage exports each model it compares with
 the configured exporter, into ``eval/models/<label>/``, with the quantisation the
-deploy stage serves (the first of ``export.quantizations``); the merged Hugging Face
-copy each export makes on the way is deleted once its GGUF is written. The deployed
-model is not exported again: its record names the GGUF that is being served.
+deploy stage serves (the first of ``export.quantizations``); the folders an export
+leaves on the way (forge-gguf's merged Hugging Face copy) are deleted, whether or not
+it succeeds. The deployed model is not exported again while the GGUF it serves still
+has the content it was deployed with.
 """
 
 from __future__ import annotations
@@ -81,8 +82,11 @@ def _export_one(
     target: Path,
     progress: Progress,
 ) -> str:
-    """Export one model into ``target``; return its first file. The merged Hugging Face
-    copy the exporter leaves inside ``target`` is deleted, whether or not it succeeds."""
+    """Export one model into ``target`` (a folder of its own); return its first file.
+
+    Only files are kept there: the folders the exporter made on the way (a merged
+    model) are deleted afterwards, also when it fails. Nothing outside ``target`` is.
+    """
     request = ExportRequest(
         base_model=model.model,
         adapter_dir=model.adapter,
@@ -92,14 +96,11 @@ def _export_one(
     try:
         result = ExportResult.model_validate(registry.call("export", export.exporter, request))
     finally:
-        for leftover in (target / "merged", target / "merged.partial"):
-            shutil.rmtree(leftover, ignore_errors=True)
+        for leftover in target.iterdir() if target.is_dir() else ():
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
     if not result.artifacts:
         raise RunError(f"exporter {export.exporter!r} wrote no file for model {model.label}")
-    merged = Path(result.merged_model_dir).resolve() if result.merged_model_dir else None
-    inside = target.resolve()
-    if merged is not None and merged != inside and merged.is_relative_to(inside):
-        shutil.rmtree(merged, ignore_errors=True)  # never the base model, never target itself
     artifact = result.artifacts[0]
     if not artifact.passed:
         progress.warn(

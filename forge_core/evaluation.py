@@ -23,7 +23,6 @@ from forge_core.eval_gguf import EvalModel, GgufExport, export_for_evaluation
 from forge_core.files import read_jsonl, write_text_atomic
 from forge_core.plugins import PluginRegistry
 from forge_core.progress import Progress
-from forge_core.runs import RunError
 
 
 @dataclass
@@ -231,8 +230,8 @@ def evaluate_run(
     """The ``eval`` stage on one run: the models, every metric, the gate, the report.
 
     The base and the fine-tuned model always; the deployed model too when it is the
-    gate's ``reference`` (see :mod:`forge_core.deployed`). A backend that runs GGUF
-    files only gets each model exported first (``gguf_export``, see
+    gate's ``reference`` (see :mod:`forge_core.deployed`). With ``gguf_export`` (for a
+    backend that runs GGUF files only) each model is exported first (see
     :mod:`forge_core.eval_gguf`). Returns the ``metrics.json``
     document (metrics per model, the gate's verdict, each metric's details) and the
     files it wrote: the HTML report and ``answers.jsonl``.
@@ -248,39 +247,26 @@ def evaluate_run(
     held_out = [u for u in units if u.path in test_files][: section.max_samples or 64]
     results: dict[str, dict[str, EvaluateResult]] = {}
     samples: dict[str, list[EvalSample]] = {}
-    reference = reference or GateReference("base", "the base model")
+    reference = reference or GateReference()
     models = [
         EvalModel("base", trained.base_model),
         EvalModel("fine_tuned", trained.base_model, trained.adapter_dir),
     ]
-    if reference.label == "deployed":
-        deployed_base = reference.base_model or trained.base_model
-        models.append(
-            EvalModel(
-                "deployed",
-                deployed_base,
-                reference.adapter_dir,
-                reference.gguf,
-                reference.gguf_sha256,
-            )
-        )
-    if "hf" not in registry.model_backend(section.backend).formats:
-        if gguf_export is None:
-            raise RunError(
-                f"eval.backend {section.backend!r} runs exported files only and no exporter "
-                "was given to make them"
-            )
+    if reference.model is not None:
+        models.append(reference.model)
+    if gguf_export is not None:
         models = export_for_evaluation(
             registry, gguf_export, models, run_path / "eval" / "models", progress
         )
     progress.start("evaluating", len(models) * len(examples))
-    for label, model, adapter, _ in ((m.label, m.model, m.adapter, m.gguf) for m in models):
+    for model in models:
+        label = model.label
         code = code_samples(held_out)
         samples[label] = run_model(
             registry,
             section,
-            model,
-            adapter,
+            model.model,
+            model.adapter,
             examples,
             lambda n: progress.advance("evaluating", n),
             held_out_code=code,
@@ -299,8 +285,10 @@ def evaluate_run(
         progress.warn(warning)
     verdict = apply_gate(section.gate, results[reference.label], results["fine_tuned"])
     verdict.reference = reference.description
-    if reference.note and section.gate.enabled:
-        verdict.reasons.insert(0, f"{reference.note}: compared with the base model instead")
+    if reference.note:
+        fallback = f"{reference.note}: compared with the base model instead"
+        verdict.reasons.insert(0, fallback)
+        progress.warn(fallback)
     verdict.reference_trained_on = sum(e.path in reference.trained_paths for e in examples)
     if verdict.reference_trained_on:
         overlap = (

@@ -349,10 +349,10 @@ class Forge:
         from forge_core.evaluation import evaluate_run
 
         section = self.settings.eval
-        self.registry.model_backend(section.backend)
+        backend = self.registry.model_backend(section.backend)
         for metric in section.metrics:
             self.registry.find("evaluate", metric)
-        reference = GateReference("base", "the base model")
+        reference = GateReference()
         if section.gate.enabled:  # a disabled gate needs no third model
             reference = gate_reference(
                 section.gate.reference,
@@ -361,13 +361,11 @@ class Forge:
                 self.settings.validation.split_by,
             )
         gguf_export = None
-        if "hf" not in self.registry.model_backend(section.backend).formats:
-            self.registry.find("export", self.settings.export.exporter)  # it makes the files
+        if "hf" not in backend.formats:  # it runs exported files: make them first
+            self.registry.find("export", self.settings.export.exporter)
             gguf_export = GgufExport(self.settings.export.exporter, self._export_settings())
 
         def work(folder: Path) -> StageWork:
-            if reference.note:
-                self.progress.warn(f"{reference.note}: the gate compares with the base model")
             document, written = evaluate_run(
                 self.registry,
                 section,
@@ -466,7 +464,13 @@ class Forge:
     def _record_deployment(self, result: DeployResult) -> None:
         """Make this run's model the currently deployed one (``<runs_dir>/deployed.json``),
         with a copy of its adapter, so retraining this run later cannot change it."""
-        from forge_core.deployed import DeployedModel, now_iso, record_deployment, trained_paths
+        from forge_core.deployed import (
+            DeployedModel,
+            now_iso,
+            pinned_adapter_dir,
+            record_deployment,
+            trained_paths,
+        )
 
         trained = self.trained()
         artifact = Path(self._served_artifact().path).resolve()
@@ -476,12 +480,12 @@ class Forge:
         relative = artifact.relative_to(run_path).as_posix() if inside else ""
         record = DeployedModel(
             run_id=self.run.id,
-            run_dir=str(self.run.path.resolve()),
+            run_dir=str(run_path),
             target=result.target,
             model_name=result.model_name,
             endpoint=result.endpoint,
             base_model=trained.base_model,
-            adapter_dir=str(Path(trained.adapter_dir).resolve()),
+            adapter_dir=str(pinned_adapter_dir(self.settings.runs_dir)),
             model_hash=self._output_hash("train"),
             deployed_at=now_iso(),
             artifact=str(artifact),

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from forge_core.config import ValidationSettings
-from forge_core.contracts import CodeUnit, Example, Split
+from forge_core.contracts import CodeUnit, Example, Split, content_hash
 
 QUOTE_RE = re.compile(r"##begin_quote##(.*?)##end_quote##", re.DOTALL)
 ANSWER_MARK = "<ANSWER>:"
@@ -239,7 +239,7 @@ def cap_question_types(examples: list[Example], max_share: float, seed: int) -> 
 
 def split_rank(group: str, seed: int) -> str:
     """Where a group (a file or a unit) stands in the split order: a hash of its name."""
-    return hashlib.sha256(f"{seed}\0{group}".encode()).hexdigest()
+    return content_hash(f"{seed}\0{group}")
 
 
 def assign_splits(examples: list[Example], settings: ValidationSettings) -> None:

@@ -16,17 +16,7 @@ from forge_core.files import read_jsonl, sha256_file
 from forge_core.pipeline import Forge
 from forge_core.plugins import PluginRegistry
 from forge_core.runs import RunError
-from tests.core.toy_plugin import ToyPlugin
-
-
-def trained_run(
-    settings: ForgeSettings, registry: PluginRegistry, repo: Path, run_dir: Path
-) -> Forge:
-    """A run through training (mine, synth, validate, train)."""
-    forge = Forge(settings, run_dir, registry=registry)
-    for step in (lambda: forge.mine(repo), forge.synth, forge.validate, forge.train):
-        assert step().status == "ran"
-    return forge
+from tests.core.toy_plugin import ToyPlugin, trained_run
 
 
 def metrics_document(forge: Forge) -> dict[str, Any]:

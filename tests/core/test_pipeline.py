@@ -14,7 +14,7 @@ from forge_core.files import read_jsonl
 from forge_core.pipeline import Forge
 from forge_core.plugins import PluginNotFound, PluginRegistry
 from forge_core.runs import STAGES, RunError
-from tests.core.toy_plugin import ToyBackend, ToyPlugin
+from tests.core.toy_plugin import ToyBackend, ToyPlugin, trained_run
 
 
 def test_run_all_writes_every_stage(
@@ -207,9 +207,7 @@ def test_eval_warns_when_reference_answers_do_not_fit_the_answer_budget(
     # end of turn: a budget of 2 cuts them all before their final answer, so exact match
     # could not count any of them.
     toy_settings.eval.max_new_tokens = 2
-    forge = Forge(toy_settings, tmp_path / "run", registry=toy_registry)
-    for step in (lambda: forge.mine(toy_repo), forge.synth, forge.validate, forge.train):
-        step()
+    forge = trained_run(toy_settings, toy_registry, toy_repo, tmp_path / "run")
     forge.evaluate()
     document = json.loads((forge.run.path / "eval" / "metrics.json").read_text())
     generation = document["generation"]
@@ -239,9 +237,7 @@ def test_deploy_refuses_failing_gate(
     toy_settings: ForgeSettings, toy_registry: PluginRegistry, toy_repo: Path, tmp_path: Path
 ) -> None:
     toy_settings.eval.gate.max_regression = 0.0
-    forge = Forge(toy_settings, tmp_path / "run", registry=toy_registry)
-    for step in (lambda: forge.mine(toy_repo), forge.synth, forge.validate, forge.train):
-        step()
+    forge = trained_run(toy_settings, toy_registry, toy_repo, tmp_path / "run")
     forge.evaluate()
     document = json.loads((forge.run.path / "eval" / "metrics.json").read_text())
     assert document["gate"]["passed"]

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from forge_core.backends import ModelBackendSpec
+from forge_core.config import ForgeSettings
 from forge_core.contracts import (
     BaseModelSpec,
     ChatMessage,
@@ -36,6 +37,8 @@ from forge_core.contracts import (
     UnitQuality,
 )
 from forge_core.hookspecs import hookimpl
+from forge_core.pipeline import Forge
+from forge_core.plugins import PluginRegistry
 
 
 class ToyBackend:
@@ -202,3 +205,13 @@ class ToyPlugin:
             endpoint=self.deploy_endpoint,
             pid=self.deploy_pid,
         )
+
+
+def trained_run(
+    settings: ForgeSettings, registry: PluginRegistry, repo: Path, run_dir: Path
+) -> Forge:
+    """A run through training (mine, synth, validate, train), each stage run anew."""
+    forge = Forge(settings, run_dir, registry=registry)
+    for step in (lambda: forge.mine(repo), forge.synth, forge.validate, forge.train):
+        assert step().status == "ran"
+    return forge
