@@ -443,7 +443,7 @@ class Forge:
                 self.registry.call("deploy", section.target, request)
             )
             write_json_atomic(folder / "deployment.json", result.model_dump(mode="json"))
-            self._record_deployment(result)
+            self._record_deployment(result, artifact)
             return StageWork([folder / "deployment.json"], {"endpoint": result.endpoint}, [plugin])
 
         return self._stage(
@@ -461,9 +461,11 @@ class Forge:
             settings["fidelity_file"] = str(held_out)
         return settings
 
-    def _record_deployment(self, result: DeployResult) -> None:
+    def _record_deployment(self, result: DeployResult, served: ExportArtifact) -> None:
         """Make this run's model the currently deployed one (``<runs_dir>/deployed.json``),
-        with a copy of its adapter, so retraining this run later cannot change it."""
+        with a copy of its adapter, so retraining this run later cannot change it.
+
+        ``served`` is the exported file the deployment serves."""
         from forge_core.deployed import (
             DeployedModel,
             now_iso,
@@ -473,7 +475,7 @@ class Forge:
         )
 
         trained = self.trained()
-        artifact = Path(self._served_artifact().path).resolve()
+        artifact = Path(served.path).resolve()
         exported = self.run.require("export").outputs
         run_path = self.run.path.resolve()
         inside = artifact.is_relative_to(run_path)
