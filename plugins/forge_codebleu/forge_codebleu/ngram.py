@@ -19,7 +19,7 @@ from forge_codebleu.languages import CodeLanguage
 
 if TYPE_CHECKING:
     import tree_sitter
-    from sacrebleu.metrics import BLEU
+    from sacrebleu.metrics.bleu import BLEU
 
 __all__ = [
     "KEYWORD_WEIGHT",
@@ -67,7 +67,7 @@ def code_tokens(root: tree_sitter.Node, source: bytes, language: CodeLanguage) -
 
 @cache
 def _sacrebleu() -> BLEU:
-    from sacrebleu.metrics import BLEU
+    from sacrebleu.metrics.bleu import BLEU
 
     # The tokens are already split: "none" keeps sacrebleu's tokenizer out of the way;
     # sentence-level BLEU needs smoothing ("exp", sacrebleu's default) and effective order

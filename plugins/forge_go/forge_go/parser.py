@@ -45,9 +45,15 @@ LANGUAGE = "go"
 
 
 @lru_cache(maxsize=1)
+def go_language() -> Language:
+    """The tree-sitter Go grammar, loaded once."""
+    return Language(tree_sitter_go.language())
+
+
+@lru_cache(maxsize=1)
 def go_parser() -> Parser:
     """The process's tree-sitter parser for Go, built once and reused for every file."""
-    return Parser(Language(tree_sitter_go.language()))
+    return Parser(go_language())
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,7 @@ def parse_go(request: ParseRequest) -> ParseResult:
             imports=imports,
             is_test=is_test_path(request.path),
             generated=looks_generated(source.decode("utf-8", errors="replace")),
-            referring=ReferringNodes.of(root, go_parser().language),
+            referring=ReferringNodes.of(root, go_language()),
         )
         units = [unit for node in declarations for unit in declaration_units(node, go_file)]
     return ParseResult(units=units, imports=imports.paths, has_syntax_error=has_syntax_error(root))

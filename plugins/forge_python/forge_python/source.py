@@ -11,6 +11,7 @@ import codecs
 import io
 import tokenize
 from bisect import bisect_right
+from collections.abc import Sequence
 from functools import cached_property
 from itertools import accumulate
 from operator import attrgetter
@@ -63,7 +64,7 @@ class SourceText:
             return node_text(node, self.data)
         return self.span(node.start_byte, node.end_byte)
 
-    def texts(self, nodes: list[SyntaxNode]) -> list[str]:
+    def texts(self, nodes: Sequence[SyntaxNode]) -> list[str]:
         """The decoded texts of ``nodes``, in order."""
         if self.ascii:
             text = self.full_text
