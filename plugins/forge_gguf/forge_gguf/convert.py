@@ -173,7 +173,8 @@ class TensorSource:
 
     def load(self, name: str) -> np.ndarray:
         """A tensor's values as float32 (bf16/f16 storage is widened first)."""
-        return self._handles[self.files[name]].get_tensor(name).float().numpy()
+        values: np.ndarray = self._handles[self.files[name]].get_tensor(name).float().numpy()
+        return values
 
 
 def plan_tensors(

@@ -146,9 +146,9 @@ def reference_logits(model_dir: Path, ids: list[int]) -> np.ndarray:
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]
     with torch.no_grad():
-        logits = model(torch.tensor([ids])).logits[0]
+        logits: torch.Tensor = model(torch.tensor([ids])).logits[0]
     return logits.float().numpy()
 
 
@@ -166,7 +166,8 @@ def llama_cpp_logits(
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    log_probs: np.ndarray = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return log_probs
 
 
 def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:

@@ -117,7 +117,7 @@ def end_of_turn_token(tokenizer: Any) -> str | None:
     except Exception:  # a template may reject the probe; then EOS decides
         return None
     tail = str(rendered).split(_PROBE_REPLY, 1)[-1]
-    specials = sorted(
+    specials: list[str] = sorted(
         (t.content for t in tokenizer.added_tokens_decoder.values() if t.special),
         key=len,
         reverse=True,

@@ -252,7 +252,7 @@ def load_quantized_pissa(
     gradient checkpointing is left to the trainer.
     """
     model = load_base_model(str(residual_dir), placement, quantize_4bit=True)
-    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)  # type: ignore[no-untyped-call]
     return PeftModel.from_pretrained(model, str(initial_adapter_dir), is_trainable=True)
 
 

@@ -91,7 +91,8 @@ def cache_dir(override: Path | None = None) -> Path:
 def load_sources() -> dict[str, Any]:
     """The pinned source list shipped with the package."""
     text = resources.files("forge_tinycoder").joinpath("sources.json").read_text("utf-8")
-    return json.loads(text)
+    sources: dict[str, Any] = json.loads(text)
+    return sources
 
 
 def is_heldout(file_id: str, fraction: float) -> bool:
@@ -137,7 +138,9 @@ def _fetch_apt(source: dict[str, Any], cache: Path) -> tuple[Path, dict[str, Any
     return target / source["root"], origin
 
 
-def _fetch_npm(source: dict[str, Any], cache: Path, allowed: list[str]) -> tuple[Path, dict]:
+def _fetch_npm(
+    source: dict[str, Any], cache: Path, allowed: list[str]
+) -> tuple[Path, dict[str, Any]]:
     """Download (once) a pinned npm package with ``npm pack``; check its licence."""
     downloads = cache / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
@@ -189,7 +192,9 @@ def locate(file_id: str, cache: Path | None = None) -> Path | None:
     return None
 
 
-def fetch_source(source: dict[str, Any], cache: Path, allowed: list[str]) -> tuple[Path, dict]:
+def fetch_source(
+    source: dict[str, Any], cache: Path, allowed: list[str]
+) -> tuple[Path, dict[str, Any]]:
     """The local root folder of one source, fetching it on first use."""
     if source["kind"] == "stdlib":
         import platform

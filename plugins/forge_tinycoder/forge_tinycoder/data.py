@@ -66,7 +66,8 @@ def cached_stream(
     }
     array_path, key_path = folder / f"{name}.npy", folder / f"{name}.json"
     if array_path.is_file() and key_path.is_file() and json.loads(key_path.read_text()) == key:
-        return np.load(array_path)
+        cached: np.ndarray = np.load(array_path)
+        return cached
     stream = tokenize_files(tokenizer, files, max_tokens, separator, seed)
     temporary = folder / f"{name}.tmp.npy"
     np.save(temporary, stream)

@@ -25,7 +25,10 @@ import random
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from forge_core.contracts import Example
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -115,7 +118,7 @@ def cut_function(completion: str, indent: str = "") -> tuple[str, bool]:
     indented no deeper than the ``def``; without one, only complete lines are kept.
     """
     lines = completion.splitlines(keepends=True)
-    kept = []
+    kept: list[str] = []
     for index, line in enumerate(lines):
         depth = len(line) - len(line.lstrip(" \t"))
         if index > 0 and line.strip() and depth <= len(indent):
@@ -182,12 +185,12 @@ def complete_functions(
 # --------------------------------------------------------------------------- RAFT
 
 
-def _id(example: Any) -> str:
+def _id(example: Example) -> str:
     return example.id
 
 
 def answer_questions(
-    model: Any, tokenizer: Any, examples: list[Any], count: int, seed: int
+    model: Any, tokenizer: Any, examples: list[Example], count: int, seed: int
 ) -> dict[str, Any]:
     """Greedy answers to a sample of held-out RAFT questions (oracle in context): exact match."""
     import torch
@@ -197,7 +200,9 @@ def answer_questions(
     width = model.config.max_position_embeddings
     eligible = sorted((e for e in examples if e.oracle_in_context and e.final_answer), key=_id)
     chosen = random.Random(seed).sample(eligible, min(count, len(eligible)))
-    hits, by_type, skipped, samples = 0, Counter(), 0, []
+    hits, skipped = 0, 0
+    by_type: Counter[str] = Counter()
+    samples: list[dict[str, Any]] = []
     totals: Counter[str] = Counter()
     for example in chosen:
         messages = [m.model_dump() for m in example.messages[:-1]]
@@ -275,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     started = time.time()
     tokenizer = AutoTokenizer.from_pretrained(str(args.model_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(args.model_dir), dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(str(args.model_dir), dtype=torch.float32).eval()  # type: ignore[no-untyped-call]
     info_path = args.model_dir / "training.json"
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     preset = PRESETS[info.get("size", "small")]

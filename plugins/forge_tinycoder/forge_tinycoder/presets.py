@@ -114,7 +114,7 @@ def build_model(preset: Preset, special_ids: dict[str, int]) -> Any:
         num_key_value_heads=preset.heads,
         max_position_embeddings=preset.context_length,
         rms_norm_eps=1e-5,
-        rope_theta=10_000.0,
+        rope_parameters={"rope_type": "default", "rope_theta": 10_000.0},
         tie_word_embeddings=True,
         bos_token_id=None,
         eos_token_id=special_ids["eos"],

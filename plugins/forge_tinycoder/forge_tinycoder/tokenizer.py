@@ -71,7 +71,7 @@ def wrap_tokenizer(tokenizer: Any) -> Any:
     """The transformers tokenizer around a trained ``tokenizers.Tokenizer``, chat template set."""
     from transformers import PreTrainedTokenizerFast
 
-    wrapped = PreTrainedTokenizerFast(
+    wrapped = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tokenizer,
         eos_token=END_OF_TURN,
         pad_token=ENDOFTEXT,

@@ -17,9 +17,14 @@ import random
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forge_tinycoder.presets import PRESETS, Preset
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from forge_core.contracts import Example
 
 #: What training.json keeps of each stage's summary (older records lack ``autocast``).
 STAGE_RECORD = ("steps", "tokens", "seconds", "final", "autocast")
@@ -80,7 +85,9 @@ def build_tokenizer(corpus: Any, preset: Preset, folder: Path, seed: int) -> Any
     return AutoTokenizer.from_pretrained(str(folder))
 
 
-def build_streams(corpus: Any, tokenizer: Any, preset: Preset, folder: Path, seed: int) -> tuple:
+def build_streams(
+    corpus: Any, tokenizer: Any, preset: Preset, folder: Path, seed: int
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Token streams of the training and held-out files of each language."""
     from forge_tinycoder.data import cached_stream
 
@@ -105,7 +112,9 @@ def build_streams(corpus: Any, tokenizer: Any, preset: Preset, folder: Path, see
     return train, heldout
 
 
-def build_raft(corpus: Any, preset: Preset, folder: Path, seed: int) -> tuple[list, list]:
+def build_raft(
+    corpus: Any, preset: Preset, folder: Path, seed: int
+) -> tuple[list[Example], list[Example]]:
     """RAFT examples from training files and, apart, from held-out files (cached as JSONL)."""
     from forge_core.plugins import PluginRegistry
     from forge_tinycoder.instruct import (

@@ -83,10 +83,12 @@ class TorchBackend:
             if room == 0:  # the prompts fill the model's context: nothing can follow
                 answers.update((i, "") for i in chunk)
                 continue
-            encoded = self.tokenizer.pad(
+            padded = self.tokenizer.pad(
                 {"input_ids": [token_ids[i] for i in chunk]}, return_tensors="pt"
             )
-            encoded = {k: v.to(self.placement.device) for k, v in encoded.items()}
+            encoded: dict[str, torch.Tensor] = {
+                k: v.to(self.placement.device) for k, v in padded.items()
+            }
             output = self.model.generate(
                 **encoded,
                 max_new_tokens=room,

@@ -32,7 +32,7 @@ def init_lora(request: InitAdapterRequest) -> InitAdapterResult:
         placement = pick_placement(settings.device)
         model = load_base_model(request.base_model, placement, quantize_4bit=settings.quantize_4bit)
     if settings.quantize_4bit:
-        model = prepare_model_for_kbit_training(
+        model = prepare_model_for_kbit_training(  # type: ignore[no-untyped-call]
             model, use_gradient_checkpointing=bool(settings.gradient_checkpointing)
         )
         notes.append("QLoRA: 4-bit NF4 base with double quantisation, bf16 compute")

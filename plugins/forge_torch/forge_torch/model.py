@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,14 +61,15 @@ def bitsandbytes_config(placement: Placement) -> Any:
             f"{placement.label}, or run on a CUDA machine."
         )
     try:
-        import bitsandbytes  # noqa: F401
+        # Imported by name: an optional CUDA-only package, often absent (and untyped).
+        importlib.import_module("bitsandbytes")
     except ImportError as exc:
         raise QLoRAUnavailable(
             "4-bit training needs bitsandbytes: pip install 'forge-torch[cuda]'"
         ) from exc
     from transformers import BitsAndBytesConfig
 
-    return BitsAndBytesConfig(
+    return BitsAndBytesConfig(  # type: ignore[no-untyped-call]
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
@@ -97,7 +99,7 @@ def load_base_model(
     if quantize_4bit:
         kwargs["quantization_config"] = bitsandbytes_config(placement)
         kwargs["device_map"] = {"": placement.device.index or 0}
-    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    model: torch.nn.Module = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     if not quantize_4bit:
         model.to(placement.device)
     return model

@@ -148,7 +148,7 @@ def batch_loss_sum(model: Any, batch: Batch) -> torch.Tensor:
     decoder = causal_lm.model
     head = causal_lm.get_output_embeddings()
     mask = None if batch.attention_mask.numel() == 0 else batch.attention_mask
-    hidden = decoder(
+    hidden: torch.Tensor = decoder(
         input_ids=batch.input_ids,
         position_ids=batch.position_ids,
         attention_mask=mask,
@@ -282,7 +282,7 @@ class Loop:
         loss_sum = 0.0
         for batch in batches:
             loss = batch_loss_sum(self.run.model, batch.to(placement.device)) / label_tokens
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             loss_sum += float(loss.detach())
         grad_norm = torch.nn.utils.clip_grad_norm_(
             [p for p in self.run.model.parameters() if p.requires_grad], 1.0
