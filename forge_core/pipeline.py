@@ -57,6 +57,18 @@ SECTION_OF = {
     "deploy": "deploy",
 }
 
+#: The stages whose outputs each stage is made from: its manifest records their hashes
+#: under these names, and a stage made from an output that has since been replaced
+#: (its upstream ran again) is out of date for whatever comes after it.
+MADE_FROM: dict[str, tuple[str, ...]] = {
+    "synth": ("mine",),
+    "validate": ("synth", "mine"),
+    "train": ("validate",),
+    "eval": ("train", "validate"),
+    "export": ("train",),
+    "deploy": ("export", "eval"),
+}
+
 StageStatus = Literal["ran", "skipped", "missing", "failed"]
 
 
@@ -134,8 +146,22 @@ class Forge:
         return StageOutcome(stage, "ran", "", manifest)
 
     def _output_hash(self, stage: str) -> str:
-        """A hash of a completed stage's outputs: the input hash of the next stage."""
-        return sha256_json({k: v.sha256 for k, v in self.run.require(stage).outputs.items()})
+        """A hash of a completed stage's outputs: the input hash of the next stage.
+
+        Raises :class:`RunError` when ``stage`` (or a stage before it) was made from
+        outputs that have been replaced since — ``forge train`` ran again after
+        ``forge eval``, say — naming the earliest stage to run again: what follows
+        must never be made from, or judged by, another model's results.
+        """
+        manifest = self.run.require(stage)
+        for upstream in MADE_FROM.get(stage, ()):
+            if manifest.inputs.get(upstream) != self._output_hash(upstream):
+                raise RunError(
+                    f"stage {stage!r} in {self.run.path} was made from an earlier "
+                    f"{upstream!r} output ({upstream} has run again since); run "
+                    f"`forge {stage} --run-dir {self.run.path}` first"
+                )
+        return sha256_json({k: v.sha256 for k, v in manifest.outputs.items()})
 
     # ------------------------------------------------------------------ stages
 
@@ -421,6 +447,13 @@ class Forge:
         """Serve the exported model; refuse a model that failed the quality gate."""
         section = self.settings.deploy
         plugin = self.registry.find("deploy", section.target)
+        # Both made from the current adapter (checked here), so the verdict is this model's;
+        # a new adapter is a new deployment even when its exported file comes out the same.
+        inputs = {
+            "export": self._output_hash("export"),
+            "eval": self._output_hash("eval"),
+            "train": self._output_hash("train"),
+        }
         gate = self.run.require("eval").metrics.get("gate", {})
         if not gate.get("passed", False) and not section.force:
             reasons = "; ".join(gate.get("reasons", [])) or "no verdict"
@@ -446,12 +479,7 @@ class Forge:
             self._record_deployment(result, artifact)
             return StageWork([folder / "deployment.json"], {"endpoint": result.endpoint}, [plugin])
 
-        return self._stage(
-            "deploy",
-            {"export": self._output_hash("export"), "eval": self._output_hash("eval")},
-            work,
-            rerun=self._server_gone(),
-        )
+        return self._stage("deploy", inputs, work, rerun=self._server_gone())
 
     def _export_settings(self) -> dict[str, Any]:
         """The ``export`` section for the exporter; fidelity is checked on the test split."""

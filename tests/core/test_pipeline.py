@@ -111,8 +111,37 @@ def test_changed_file_reruns_mine_and_everything_after(
     trained_on = read_jsonl(forge.run.path / "validate" / "train.jsonl", Example)[0].path
     (toy_repo / trained_on).write_text("def renamed\n")
     outcomes = Forge(toy_settings, tmp_path / "run", registry=toy_registry).run_all(toy_repo)
-    # The toy export is byte-identical, so deploy's inputs did not change.
-    assert [o.status for o in outcomes] == ["ran"] * 6 + ["skipped"]
+    # A new adapter is deployed even though the toy export comes out byte-identical.
+    assert [o.status for o in outcomes] == ["ran"] * 7
+
+
+def test_stages_made_from_replaced_outputs_must_run_again(
+    toy_settings: ForgeSettings, toy_registry: PluginRegistry, toy_repo: Path, tmp_path: Path
+) -> None:
+    """Retraining without evaluating and exporting again must not deploy: the gate's
+    verdict and the exported file would be another model's."""
+    forge = Forge(toy_settings, tmp_path / "run", registry=toy_registry)
+    forge.run_all(toy_repo)
+    trained_on = read_jsonl(forge.run.path / "validate" / "train.jsonl", Example)[0].path
+    (toy_repo / trained_on).write_text("def renamed\nbody\n")
+    again = Forge(toy_settings, tmp_path / "run", registry=toy_registry)
+    for stage in (lambda: again.mine(toy_repo), again.synth, again.validate, again.train):
+        assert stage().status == "ran"
+    with pytest.raises(RunError, match=r"stage 'export' .* earlier 'train' output"):
+        again.deploy()
+    again.export()
+    with pytest.raises(RunError, match=r"stage 'eval' .* earlier 'train' output .* `forge eval"):
+        again.deploy()
+    again.evaluate()
+    assert again.deploy().status == "ran"
+    deployed = json.loads((toy_settings.runs_dir / "deployed.json").read_text())
+    assert deployed["model_hash"] == again.run.require("eval").inputs["train"]
+    # The same holds earlier on: new examples must be validated before training.
+    (toy_repo / trained_on).write_text("def renamed_again\nbody\n")
+    again.mine(toy_repo)
+    again.synth()
+    with pytest.raises(RunError, match=r"stage 'validate' .* earlier 'synth' output"):
+        again.train()
 
 
 def test_changed_config_section_reruns_that_stage_only(
