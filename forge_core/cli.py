@@ -98,6 +98,10 @@ def open_forge(
     from forge_core.pipeline import Forge
     from forge_core.runs import RunDir, RunError, latest_run
 
+    if new_run and repo is not None:
+        from forge_core.walk import check_repository
+
+        check_repository(repo)  # before a run folder is made for it
     settings = load_settings(repo=repo, config_file=config_file, overrides=overrides)
     if run_dir is None and not new_run:
         latest = latest_run(settings.runs_dir)

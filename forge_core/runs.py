@@ -269,14 +269,31 @@ class RunDir:
 
 
 def list_runs(runs_dir: Path) -> list[RunDir]:
-    """Every run under ``runs_dir``, oldest first."""
+    """Every run under ``runs_dir``, oldest first.
+
+    Ordered by when each run was created (``run.json``, else when its configuration
+    was written), not by folder name: a run named with ``--run-dir runs/a`` must not
+    outrank every timestamped run made after it.
+    """
     if not runs_dir.is_dir():
         return []
-    return [
+    runs = [
         RunDir(child)
-        for child in sorted(runs_dir.iterdir())
+        for child in runs_dir.iterdir()
         if child.is_dir() and ((child / "run.json").exists() or (child / "config.json").exists())
     ]
+    return sorted(runs, key=_creation_order)
+
+
+def _creation_order(run: RunDir) -> tuple[float, str]:
+    """When ``run`` was created (seconds since the epoch), then its name."""
+    info = run.read_info()
+    if info is not None:
+        return info.created_at.timestamp(), run.path.name
+    try:
+        return run.config_path.stat().st_mtime, run.path.name
+    except OSError:
+        return 0.0, run.path.name
 
 
 def latest_run(runs_dir: Path) -> RunDir | None:

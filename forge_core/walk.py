@@ -125,6 +125,14 @@ def _entry_name(entry: os.DirEntry[str]) -> str:
     return entry.name
 
 
+def check_repository(repo: Path) -> None:
+    """Raise :class:`RepositoryError` when ``repo`` is not a folder that can be mined."""
+    if not repo.exists():
+        raise RepositoryError(f"{repo} does not exist; give the path of a repository folder")
+    if not repo.is_dir():
+        raise RepositoryError(f"{repo} is not a directory; give the repository's root folder")
+
+
 def walk_repository(
     repo: Path,
     languages: dict[str, LanguageSpec],
@@ -133,10 +141,7 @@ def walk_repository(
     exclude: list[str] | None = None,
 ) -> WalkResult:
     """Select the files to parse under ``repo`` (see the module docstring)."""
-    if not repo.exists():
-        raise RepositoryError(f"{repo} does not exist; give the path of a repository folder")
-    if not repo.is_dir():
-        raise RepositoryError(f"{repo} is not a directory; give the repository's root folder")
+    check_repository(repo)
     root = repo.resolve()
     by_extension = extension_map(languages)
     result = WalkResult(root=root)

@@ -72,6 +72,18 @@ def test_mine_a_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "is not a directory" in result.output
 
 
+def test_mining_a_missing_repository_makes_no_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed start must not leave an empty run that later commands take as the latest."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["mine", str(tmp_path / "no-such-repo")])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+    runs = tmp_path / "runs"
+    assert not runs.exists() or not any(runs.iterdir())
+
+
 def _toy_spec():  # type: ignore[no-untyped-def]
     from forge_core.contracts import LanguageSpec
 

@@ -72,3 +72,14 @@ def test_runs_are_listed_in_creation_order(tmp_path: Path) -> None:
     assert [r.id for r in list_runs(tmp_path)] == [first.id, second.id]
     latest = latest_run(tmp_path)
     assert latest is not None and latest.id == second.id
+
+
+def test_a_named_run_does_not_outrank_later_runs(tmp_path: Path) -> None:
+    """Runs sort by creation time: ``runs/a`` sorts after every timestamp by name."""
+    named = RunDir(tmp_path / "a")
+    named.write_info(None)
+    later = RunDir.create(tmp_path)
+    later.write_info(None)
+    assert [r.path.name for r in list_runs(tmp_path)] == ["a", later.id]
+    latest = latest_run(tmp_path)
+    assert latest is not None and latest.id == later.id
