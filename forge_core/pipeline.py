@@ -126,8 +126,11 @@ class Forge:
         """
         config = self.settings.section(SECTION_OF[stage])
         if not (self.force or rerun) and self.run.is_fresh(stage, inputs, config):
-            self.progress.stage(stage, "up to date, skipped")
-            return StageOutcome(stage, "skipped", "up to date", self.run.completed(stage))
+            changed = self._changed_plugins(stage)
+            if not changed:
+                self.progress.stage(stage, "up to date, skipped")
+                return StageOutcome(stage, "skipped", "up to date", self.run.completed(stage))
+            self.progress.stage(stage, f"plugins changed since it ran ({changed}), running again")
         with self.run.lock(stage):
             self.run.invalidate(stage)
             self.progress.stage(stage, "running")
@@ -144,6 +147,19 @@ class Forge:
             )
         self.progress.stage(stage, f"done in {manifest.wall_seconds:.1f}s")
         return StageOutcome(stage, "ran", "", manifest)
+
+    def _changed_plugins(self, stage: str) -> str:
+        """The plugins a completed stage used that are now another version or gone,
+        as ``name old → new`` text; empty when none changed."""
+        manifest = self.run.completed(stage)
+        if manifest is None:
+            return ""
+        now = self.registry.versions(manifest.plugins)
+        return ", ".join(
+            f"{name} {version} → {now.get(name, 'not installed')}"
+            for name, version in sorted(manifest.plugins.items())
+            if now.get(name) != version
+        )
 
     def _output_hash(self, stage: str) -> str:
         """A hash of a completed stage's outputs: the input hash of the next stage.
@@ -310,7 +326,11 @@ class Forge:
             if not splits["train"]:
                 raise RunError("validation kept no training examples; see validate/report.json")
             figures = {k: v for k, v in report.as_json().items() if k != "score_histogram"}
-            return StageWork([*outputs, folder / "report.json", *([plot] if plot else [])], figures)
+            return StageWork(
+                [*outputs, folder / "report.json", *([plot] if plot else [])],
+                figures,
+                self.registry.validation_check_plugins(),
+            )
 
         inputs = {
             "synth": self._output_hash("synth"),
@@ -376,8 +396,8 @@ class Forge:
 
         section = self.settings.eval
         backend = self.registry.model_backend(section.backend)
-        for metric in section.metrics:
-            self.registry.find("evaluate", metric)
+        used = {self.registry.model_backend_plugin(section.backend)}
+        used.update(self.registry.find("evaluate", metric) for metric in section.metrics)
         reference = GateReference()
         if section.gate.enabled:  # a disabled gate needs no third model
             reference = gate_reference(
@@ -388,7 +408,7 @@ class Forge:
             )
         gguf_export = None
         if "hf" not in backend.formats:  # it runs exported files: make them first
-            self.registry.find("export", self.settings.export.exporter)
+            used.add(self.registry.find("export", self.settings.export.exporter))
             gguf_export = GgufExport(self.settings.export.exporter, self._export_settings())
 
         def work(folder: Path) -> StageWork:
@@ -403,7 +423,7 @@ class Forge:
             )
             write_json_atomic(folder / "metrics.json", document)
             metrics = {**document["metrics"], "gate": document["gate"]}
-            return StageWork([folder / "metrics.json", *written], metrics)
+            return StageWork([folder / "metrics.json", *written], metrics, sorted(used))
 
         inputs = {"train": self._output_hash("train"), "validate": self._output_hash("validate")}
         if reference.key != "base":  # a newly deployed model is a new reference

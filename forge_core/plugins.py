@@ -374,6 +374,17 @@ class PluginRegistry:
             return backends[name]
         raise PluginNotFound(self.missing_message("model_backend", name))
 
+    def model_backend_plugin(self, name: str) -> str:
+        """The plugin that registers the model backend called ``name``."""
+        for plugin, spec in self._collect("register_model_backends"):
+            if spec.name == name:
+                return plugin
+        raise PluginNotFound(self.missing_message("model_backend", name))
+
+    def validation_check_plugins(self) -> list[str]:
+        """The plugins that contribute validation checks, sorted."""
+        return sorted({plugin for plugin, _ in self._collect("register_validation_checks")})
+
     def validation_checks(self) -> list[ValidationCheck]:
         """Every contributed validation check, built-in ones first."""
         ordered = sorted(

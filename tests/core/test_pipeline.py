@@ -144,6 +144,29 @@ def test_stages_made_from_replaced_outputs_must_run_again(
         again.train()
 
 
+def test_an_upgraded_plugin_reruns_the_stages_it_made(
+    toy_settings: ForgeSettings,
+    toy_plugin: ToyPlugin,
+    toy_registry: PluginRegistry,
+    toy_repo: Path,
+    tmp_path: Path,
+) -> None:
+    """A new parser (or trainer...) version must not leave the old one's output "up to date"."""
+    Forge(toy_settings, tmp_path / "run", registry=toy_registry).run_all(toy_repo)
+    upgraded = PluginRegistry(entry_points=False)
+    upgraded.register(toy_plugin, "toy", distribution="toy-dist", version="1.3.0")
+    outcomes = Forge(toy_settings, tmp_path / "run", registry=upgraded).run_all(toy_repo)
+    # Validation's checks are the core's own here: its output is still up to date.
+    assert [(o.stage, o.status) for o in outcomes] == [
+        (stage, "skipped" if stage == "validate" else "ran") for stage in STAGES
+    ]
+    assert Forge(toy_settings, tmp_path / "run", registry=upgraded).run.require("mine").plugins == {
+        "toy": "1.3.0"
+    }
+    again = Forge(toy_settings, tmp_path / "run", registry=upgraded).run_all(toy_repo)
+    assert {o.status for o in again} == {"skipped"}
+
+
 def test_changed_config_section_reruns_that_stage_only(
     toy_settings: ForgeSettings, toy_registry: PluginRegistry, toy_repo: Path, tmp_path: Path
 ) -> None:
