@@ -128,7 +128,11 @@ class ValidationSettings(Section):
     )
     min_score: float = Field(default=0.0, ge=0.0, le=1.0)
     max_type_share: float = Field(
-        default=0.4, gt=0.0, le=1.0, description="Cap on any one question type's share."
+        default=0.4,
+        gt=0.0,
+        le=1.0,
+        description="Cap on any one question type's share of the kept examples; with fewer "
+        "than 1/share types it cannot hold and each type is cut to at most 1/types.",
     )
     seed: int = 0
     disabled_checks: list[str] = Field(default_factory=list)

@@ -189,20 +189,36 @@ def apply_gate(
     gate: GateSettings,
     reference: dict[str, EvaluateResult],
     candidate: dict[str, EvaluateResult],
+    *,
+    questions: int | None = None,
 ) -> GateVerdict:
     """Compare the candidate with the reference model metric by metric.
 
     A regression is measured relative to the reference value for metrics above 1
     (perplexity) and absolutely for rates in [0, 1] (2 points by default), so a
     rate moving off zero is judged by ``max_regression``, not as infinitely worse.
+    A metric the reference has a value for and the candidate has not fails the gate
+    (quoting the metric's ``details["reason"]`` when it gives one), and so does a
+    gate that judged nothing: no metric with a value for both models and no
+    hallucination rate. ``questions``: how many test questions were asked, to say
+    why nothing could be compared when there were none.
     """
     if not gate.enabled:
         return GateVerdict(True, ["gate disabled (eval.gate.enabled = false)"])
     reasons: list[str] = []
-    for name, result in candidate.items():
-        before = reference.get(name)
-        if result.value is None or before is None or before.value is None:
+    compared = 0
+    for name in dict.fromkeys([*candidate, *reference]):
+        result, before = candidate.get(name), reference.get(name)
+        if before is None or before.value is None:
             continue
+        if result is None or result.value is None:
+            why = result.details.get("reason") if result is not None else None
+            reasons.append(
+                f"{name}: no value for the fine-tuned model (the reference had "
+                f"{before.value:.4g})" + (f": {why}" if isinstance(why, str) and why else "")
+            )
+            continue
+        compared += 1
         change = result.value - before.value
         worse = -change if result.higher_is_better else change
         scale = max(abs(before.value), 1.0)
@@ -215,6 +231,14 @@ def apply_gate(
     rate = hallucination.value if hallucination else None
     if rate is not None and rate > gate.max_hallucination_rate:
         reasons.append(f"hallucination rate {rate:.2%} is above {gate.max_hallucination_rate:.0%}")
+    if not compared and rate is None and not reasons:
+        if questions == 0:
+            why = "the test split has no questions (see validate/report.json)"
+        elif not candidate and not reference:
+            why = "no metric was computed (eval.metrics)"
+        else:
+            why = "no metric has a value for both the reference and the fine-tuned model"
+        reasons.append(f"no metric could be compared: {why}")
     return GateVerdict(not reasons, reasons or ["no metric regressed beyond the tolerance"])
 
 
@@ -283,7 +307,9 @@ def evaluate_run(
     warning = budget_warning(budget)
     if warning:
         progress.warn(warning)
-    verdict = apply_gate(section.gate, results[reference.label], results["fine_tuned"])
+    verdict = apply_gate(
+        section.gate, results[reference.label], results["fine_tuned"], questions=len(examples)
+    )
     verdict.reference = reference.description
     if reference.note:
         fallback = f"{reference.note}: compared with the base model instead"

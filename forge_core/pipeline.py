@@ -317,6 +317,8 @@ class Forge:
             context = ValidationContext({u.id: u for u in units}, settings, count_tokens)
             splits, report = validate_examples(examples, context, self.registry.validation_checks())
             report.tokenizer = tokenizer
+            for warning in report.warnings:
+                self.progress.warn(warning)
             outputs = []
             for name, items in splits.items():
                 write_jsonl(folder / f"{name}.jsonl", items)

@@ -12,7 +12,7 @@ training) or **randomly by oracle unit** (a unit's examples stay together).
 from __future__ import annotations
 
 import hashlib
-import random
+import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -25,6 +25,11 @@ from forge_core.contracts import CodeUnit, Example, Split, content_hash
 
 QUOTE_RE = re.compile(r"##begin_quote##(.*?)##end_quote##", re.DOTALL)
 ANSWER_MARK = "<ANSWER>:"
+#: The final-answer line as the RAFT synthesizer writes it (``forge_raft.answers``).
+ANSWER_PREFIX = f"{ANSWER_MARK} "
+ANSWER_LINE = re.compile(r"(?:^|\n)" + re.escape(ANSWER_PREFIX))
+#: A looser line a model may write instead: indented, or without the space.
+LOOSE_ANSWER_LINE = re.compile(r"(?:^|\n)[ \t]*" + re.escape(ANSWER_MARK))
 SPLITS: tuple[Split, ...] = ("train", "valid", "test")
 
 
@@ -59,6 +64,8 @@ class ValidationReport:
     scores: list[float] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
     tokenizer: str = "estimate (characters / 4)"
+    warnings: list[str] = field(default_factory=list)
+    """What the user should know before training on these splits (an empty test split)."""
 
     def as_json(self) -> dict[str, Any]:
         """The ``validate/report.json`` shape."""
@@ -72,6 +79,7 @@ class ValidationReport:
             "splits": self.splits,
             "checks": self.checks,
             "tokenizer": self.tokenizer,
+            "warnings": self.warnings,
             "score_histogram": {
                 f"{b / 10:.1f}-{(b + 1) / 10:.1f}": histogram[b] for b in range(10)
             },
@@ -87,7 +95,18 @@ def quotes(text: str) -> list[str]:
 
 
 def final_answer(text: str) -> str | None:
-    """The text after the last ``<ANSWER>:``, or None when there is none."""
+    """The final answer: the text after the first line that starts with ``<ANSWER>: ``.
+
+    That is the RAFT synthesizer's layout (``forge_raft.answers.final_answer``): an
+    ``<ANSWER>:`` inside quoted code or mid-line does not end the reasoning. For a
+    model's output that strays from the layout, the text after the first line that
+    starts with ``<ANSWER>:`` after indentation or without the space, else after the
+    last ``<ANSWER>:`` anywhere. Stripped; None when the text has no ``<ANSWER>:``.
+    """
+    for line in (ANSWER_LINE, LOOSE_ANSWER_LINE):
+        match = line.search(text)
+        if match:
+            return text[match.end() :].strip()
     _, mark, answer = text.rpartition(ANSWER_MARK)
     return answer.strip() if mark else None
 
@@ -215,25 +234,55 @@ def quality_score(example: Example, units: dict[str, CodeUnit]) -> float:
     return round(min(score, 1.0), 3)
 
 
+def type_cap(counts: Counter[str], max_share: float) -> int | None:
+    """The most examples any one question type may keep so that none holds more than
+    ``max_share`` of what is kept; None when no type needs cutting.
+
+    Every type above the cap is cut to it, the others keep all theirs, so a type's
+    share is at most ``cap / kept(cap)``: the cap is the largest one where that is
+    within the share. Cutting one type raises the others' shares, which a per-type
+    limit misses (two dominant types would both stay above it). With fewer than
+    ``ceil(1 / max_share)`` types no cut meets the share: the best possible is
+    ``1 / types`` (every type cut to the smallest one's count, or one type kept whole).
+    """
+    if not counts:
+        return None
+    share = max(max_share, 1 / len(counts))
+
+    def fits(cap: int) -> bool:
+        kept = sum(min(n, cap) for n in counts.values())
+        return cap <= share * kept * (1 + 1e-12)
+
+    # cap / kept(cap) never falls as the cap grows (each step adds one example per type
+    # still above it, and fewer types are), so the caps that fit run from 1 to the
+    # largest: bisect for it.
+    low, high = 1, max(counts.values())
+    if fits(high):
+        return None
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    return low
+
+
 def cap_question_types(examples: list[Example], max_share: float, seed: int) -> list[Example]:
-    """Downsample any question type holding more than ``max_share`` of the examples."""
-    counts = Counter(e.question_type for e in examples)
-    if len(counts) < 2 or max_share >= 1.0:
+    """Downsample question types so that none holds more than ``max_share`` of the examples.
+
+    Each over-represented type keeps its best-scored examples (ties broken by a hash
+    of the id and the seed), all cut to the same count (see :func:`type_cap`); with
+    fewer than ``ceil(1 / max_share)`` types the share cannot be met, and each type
+    is cut to at most ``1 / types`` instead. Keeps the examples' order.
+    """
+    cap = type_cap(Counter(e.question_type for e in examples), max_share)
+    if cap is None:
         return examples
-    others = {t: len(examples) - n for t, n in counts.items()}
-    limit = {t: max(1, int(max_share * others[t] / (1 - max_share))) for t in counts}
     by_type: dict[str, list[Example]] = defaultdict(list)
     for example in examples:
         by_type[example.question_type].append(example)
-    rng = random.Random(seed)
     keep: set[str] = set()
-    for question_type, items in by_type.items():
-        if len(items) > limit[question_type]:
-            items = sorted(items, key=lambda e: (-(e.score or 0.0), e.id))
-            head = items[: limit[question_type]]
-            rng.shuffle(head)
-            items = head
-        keep.update(e.id for e in items)
+    for items in by_type.values():
+        best = sorted(items, key=lambda e: (-(e.score or 0.0), split_rank(e.id, seed), e.id))
+        keep.update(e.id for e in best[:cap])
     return [e for e in examples if e.id in keep]
 
 
@@ -258,9 +307,14 @@ def assign_splits(examples: list[Example], settings: ValidationSettings) -> None
     groups = sorted({group(e) for e in examples}, key=lambda g: (split_rank(g, settings.seed), g))
     n_test = round(len(groups) * settings.test_fraction)
     n_valid = round(len(groups) * settings.valid_fraction)
-    if len(groups) >= 3:
-        n_test = max(n_test, 1 if settings.test_fraction > 0 else 0)
-        n_valid = max(n_valid, 1 if settings.valid_fraction > 0 else 0)
+    # With 2 groups or more, test gets at least one (eval has nothing to score without
+    # it), valid too from 3; train keeps the rest, at least one group.
+    if len(groups) >= 2 and settings.test_fraction > 0:
+        n_test = max(n_test, 1)
+    if len(groups) >= 3 and settings.valid_fraction > 0:
+        n_valid = max(n_valid, 1)
+    n_test = min(n_test, max(len(groups) - 1, 0))
+    n_valid = min(n_valid, max(len(groups) - 1 - n_test, 0))
     split_of: dict[str, Split] = {}
     for index, name in enumerate(groups):
         split_of[name] = (
@@ -306,6 +360,7 @@ def validate_examples(
     report.question_types_before.update(e.question_type for e in kept)
     balanced = cap_question_types(kept, settings.max_type_share, settings.seed)
     report.rejected["question type over validation.max_type_share"] += len(kept) - len(balanced)
+    report.warnings = share_warnings(kept, balanced, settings)
     kept = balanced
     assign_splits(kept, settings)
     splits: dict[str, list[Example]] = {name: [] for name in SPLITS}
@@ -316,7 +371,50 @@ def validate_examples(
     report.splits = {name: len(items) for name, items in splits.items()}
     report.scores = [e.score or 0.0 for e in kept]
     report.rejected = Counter({k: v for k, v in report.rejected.items() if v})
+    report.warnings += split_warnings(splits, settings)
     return splits, report
+
+
+def split_warnings(splits: dict[str, list[Example]], settings: ValidationSettings) -> list[str]:
+    """What to tell the user about the splits: an empty test split leaves eval nothing."""
+    if splits["test"] or not splits["train"]:
+        return []
+    if settings.test_fraction == 0:
+        why, advice = "validation.test_fraction is 0", "set it above 0"
+    elif settings.split_by == "file":
+        why = "every kept example is about one file, and a file's examples stay in one split"
+        advice = "mine a repository with more files, or set validation.split_by = 'random'"
+    else:
+        why = "every kept example is about one unit, and a unit's examples stay in one split"
+        advice = "synthesize examples about more units"
+    return [
+        f"the test split is empty: {why}; eval will have no question to score and its "
+        f"gate will fail ({advice})"
+    ]
+
+
+def share_warnings(
+    before: list[Example], after: list[Example], settings: ValidationSettings
+) -> list[str]:
+    """What to tell the user when ``validation.max_type_share`` cannot be met, or when
+    meeting it cut most of the examples (rare types bound how many the others keep)."""
+    counts = Counter(e.question_type for e in before)
+    share = settings.max_type_share
+    if len(counts) < 2 or share >= 1.0:
+        return []
+    if len(counts) < math.ceil(1 / share):
+        return [
+            f"only {len(counts)} question types: validation.max_type_share ({share:.0%}) "
+            f"cannot hold, so each type was cut to at most {1 / len(counts):.0%} instead"
+        ]
+    if len(after) * 2 < len(before):
+        rare = ", ".join(f"{name}: {n}" for name, n in sorted(counts.items(), key=lambda i: i[1]))
+        return [
+            f"validation.max_type_share ({share:.0%}) cut {len(before) - len(after)} of "
+            f"{len(before)} examples: the rarer question types bound how many the others "
+            f"keep ({rare}); raise the share or synthesize more of the rare types"
+        ]
+    return []
 
 
 def plot_scores(report: ValidationReport, target: Path) -> Path | None:

@@ -47,11 +47,18 @@ def perplexity_of(nll: float, tokens: float) -> float:
 
 
 def pooled(shares: Iterable[Share], combine: Combine) -> float | None:
-    """The metric over several samples: sum the shares, then combine; None without data."""
+    """The metric over several samples: sum the shares, then combine.
+
+    None without data, and None when a share is NaN: a value that is not a number
+    poisons the pool rather than being left out, which would flatter the rest.
+    """
     present = [share for share in shares if share is not None and share[1] > 0]
     if not present:
         return None
-    return combine(math.fsum(s[0] for s in present), math.fsum(s[1] for s in present))
+    numerator = math.fsum(s[0] for s in present)
+    if math.isnan(numerator):
+        return None
+    return combine(numerator, math.fsum(s[1] for s in present))
 
 
 def breakdowns(
@@ -92,16 +99,48 @@ def summarise(
 # --------------------------------------------------------------------------- perplexity
 
 
+def invalid_logprob(logprob: float) -> bool:
+    """A log-prob no model can give: NaN, or +inf (a probability above one).
+
+    ``-inf`` is a real one (a probability of zero): it makes perplexity infinite,
+    which :func:`perplexity_of` caps at ``exp(MAX_MEAN_NLL)``.
+    """
+    return math.isnan(logprob) or logprob == math.inf
+
+
 def perplexity(request: EvaluateRequest) -> EvaluateResult:
-    """exp of the mean negative log-prob of the reference tokens, pooled over all tokens."""
+    """exp of the mean negative log-prob of the reference tokens, pooled over all tokens.
+
+    A sample with a NaN or +inf log-prob (a diverged model, a broken backend) has no
+    perplexity, and neither has any pool that holds it (the overall value, its
+    question type and language): left out, it would make the model look better.
+    ``details`` counts them (``invalid_logprobs``, ``invalid_samples``) and says why
+    (``reason``), which the gate quotes when the value is missing.
+    """
     shares: list[Share] = []
+    invalid = invalid_samples = 0
     for sample in request.samples:
-        logprobs = [lp for lp in sample.token_logprobs or [] if not math.isnan(lp)]
-        shares.append((-math.fsum(logprobs), float(len(logprobs))) if logprobs else None)
+        logprobs = sample.token_logprobs or []
+        bad = sum(invalid_logprob(lp) for lp in logprobs)
+        invalid += bad
+        invalid_samples += bool(bad)
+        if bad:
+            shares.append((math.nan, float(len(logprobs))))
+        else:
+            shares.append((-math.fsum(logprobs), float(len(logprobs))) if logprobs else None)
     tokens = int(sum(share[1] for share in shares if share))
-    return summarise(
-        request, shares, perplexity_of, higher_is_better=False, details={"tokens": tokens}
-    )
+    details: dict[str, Any] = {
+        "tokens": tokens,
+        "invalid_logprobs": invalid,
+        "invalid_samples": invalid_samples,
+    }
+    if invalid:
+        details["reason"] = (
+            f"{invalid} of {tokens} reference-token log-probs (in {invalid_samples} of "
+            f"{len(request.samples)} samples) are NaN or +inf: the model's scores are not "
+            "numbers (diverged training or a broken backend)"
+        )
+    return summarise(request, shares, perplexity_of, higher_is_better=False, details=details)
 
 
 # --------------------------------------------------------------------------- exact match
@@ -114,7 +153,8 @@ TRAILING_PUNCTUATION = ".,;:!?"
 def normalise_answer(text: str) -> str:
     """The final answer in comparable form.
 
-    The text after the last ``<ANSWER>:`` (the whole text without one); a code
+    The final answer (:func:`forge_core.validation.final_answer`: the text after
+    the first line starting with ``<ANSWER>: ``; the whole text without one); a code
     fence around all of it removed; whitespace runs collapsed to one space;
     then, until nothing changes, trailing ``.,;:!?`` and one pair of matching
     surrounding quotes or backticks stripped. Case is kept: in code ``Parse``

@@ -98,7 +98,11 @@ def test_perplexity_is_none_without_log_probs(registry: PluginRegistry) -> None:
     ("text", "expected"),
     [
         ("reasoning\n<ANSWER>: `parse_config`", "parse_config"),
-        ('<ANSWER>: first\nmore\n<ANSWER>:  "Deque.append".', "Deque.append"),
+        # The first answer line starts the answer, as RAFT writes it; a later mark is text.
+        (
+            '<ANSWER>: first\nmore\n<ANSWER>:  "Deque.append".',
+            'first more <ANSWER>: "Deque.append"',
+        ),
         ("no answer mark,   just   text.", "no answer mark, just text"),
         ("<ANSWER>: ```python\ndef f(x):\n    return x\n```", "def f(x): return x"),
         ("<ANSWER>: ```f(a, b)```", "f(a, b)"),
