@@ -11,8 +11,10 @@ Walking the code in source order:
    ``i++``) also reads its target and adds ``computedFrom(x, x)``.
 2. Every read of a variable that is already defined adds ``comesFrom(v, v)``: the value
    read comes from an earlier definition of ``v``.
-3. Variables (every name in a variable position, defined or not) are then numbered by
-   their first appearance in the code, so a consistent renaming keeps every edge.
+3. Only the variables that occur in an edge are then numbered, in the order of the
+   edges (each edge's target, then its source), as the reference CodeBLEU numbers only
+   the variables of its edges: a consistent renaming keeps every edge, and a name in no
+   edge (an unused ``import os``, an undefined name) shifts no number.
 
 Writing through an object (``obj.attr = v``, ``a[i] = v``) defines ``obj``/``a`` and reads
 the rest. The snippet is one flat scope (a name defined anywhere earlier counts as
@@ -49,24 +51,18 @@ class DataFlowBuilder:
         self.language = language
         self.source = source
         self.defined: set[str] = set()
-        self.first_seen: dict[str, int] = {}
         self.edges: list[tuple[str, str, str]] = []
 
     # ------------------------------------------------------------------ node helpers
 
-    def _see(self, node: tree_sitter.Node) -> str:
-        """The variable's name; remembers where the name first appears."""
-        name = self.source[node.start_byte : node.end_byte].decode("utf-8", errors="replace")
-        seen = self.first_seen.get(name)
-        if seen is None or node.start_byte < seen:
-            self.first_seen[name] = node.start_byte
-        return name
+    def _name(self, node: tree_sitter.Node) -> str:
+        """The variable's name as written."""
+        return self.source[node.start_byte : node.end_byte].decode("utf-8", errors="replace")
 
     def _is_variable(self, node: tree_sitter.Node) -> bool:
         if node.type not in self.language.variables:
             return False
-        name = self.source[node.start_byte : node.end_byte].decode("utf-8", errors="replace")
-        return name not in self.language.ignored_names
+        return self._name(node) not in self.language.ignored_names
 
     def _kids(self, node: tree_sitter.Node) -> list[tuple[str | None, tree_sitter.Node]]:
         """Named children with their field, minus comments and non-variable positions."""
@@ -129,7 +125,7 @@ class DataFlowBuilder:
 
     def read(self, node: tree_sitter.Node) -> None:
         """A read of a variable: ``comesFrom(v, v)`` when ``v`` is already defined."""
-        name = self._see(node)
+        name = self._name(node)
         if name in self.defined:
             self.edges.append((COMES_FROM, name, name))
 
@@ -139,7 +135,6 @@ class DataFlowBuilder:
         if node.type in language.comments or node.type in language.not_variable_subtrees:
             return []
         if self._is_variable(node):
-            self._see(node)
             return [node]
         rule = language.definitions.get(node.type)
         if rule is not None:  # a nested definition: a default value, `{a = 1} = obj`
@@ -177,15 +172,15 @@ class DataFlowBuilder:
         defined: list[tree_sitter.Node] = []
         for targets, sources in zip(item_targets, item_sources, strict=True):
             for target in targets:
-                name = self._see(target)
+                name = self._name(target)
                 if reads:
                     self.read(target)
                 from_names = [name] if reads else []
-                from_names += [self._see(source) for source in sources]
+                from_names += [self._name(source) for source in sources]
                 for source_name in dict.fromkeys(from_names):  # distinct, in order
                     self.edges.append((COMPUTED_FROM, name, source_name))
             defined.extend(targets)
-        self.defined.update(self._see(target) for target in defined)
+        self.defined.update(self._name(target) for target in defined)
         taken = {child.id for child in (*target_nodes, *value_nodes)}
         for _, child in self._kids(node):
             if child.id not in taken:
@@ -201,9 +196,15 @@ class DataFlowBuilder:
     # ------------------------------------------------------------------ the graph
 
     def normalised(self) -> Counter[Edge]:
-        """The edges with variables numbered by first appearance (renaming-invariant)."""
-        order = sorted(self.first_seen, key=lambda name: (self.first_seen[name], name))
-        number = {name: index for index, name in enumerate(order)}
+        """The edges with their variables numbered in edge order (renaming-invariant).
+
+        Only names that occur in an edge get a number, so a line the other snippet lacks
+        shifts nothing unless it adds edges (an unused ``import os`` adds none).
+        """
+        number: dict[str, int] = {}
+        for _, target, source in self.edges:
+            number.setdefault(target, len(number))
+            number.setdefault(source, len(number))
         return Counter((rel, number[target], number[source]) for rel, target, source in self.edges)
 
 

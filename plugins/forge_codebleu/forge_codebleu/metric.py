@@ -2,9 +2,13 @@
 
 Each sample is scored on its own (sentence-level CodeBLEU); the metric's value is the mean
 over the samples that have a score. A sample has none (None) when its language is not
-Python, JavaScript or Go, when its reference holds no code (empty, or unfenced prose), or
-when the reference is only comments. A sample whose answer holds no code while its
-reference does scores 0.
+Python, JavaScript or Go, when its reference holds no code, or when the reference is only
+comments. A reference holds code when it has a fenced block, or when its question type's
+answers are code (``implement``, ``held_out_code``) and it is not a refusal; the answer
+to any other RAFT question (``location``, ``usage``, ...) is prose, and a reference of
+unknown type is prose when most of it does not parse (see
+:func:`forge_codebleu.extract.reference_holds_code`). A sample whose answer holds no code
+while its reference does scores 0.
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ from collections import defaultdict
 from statistics import fmean
 from typing import Any
 
-from forge_codebleu.extract import extract_code, looks_like_prose
-from forge_codebleu.languages import code_language, parse
+from forge_codebleu.extract import extract_code, reference_holds_code
+from forge_codebleu.languages import code_language
 from forge_codebleu.score import COMPONENTS, CodeBLEUScore, code_bleu, parse_weights
 from forge_core.contracts import EvalSample, EvaluateRequest, EvaluateResult
 
@@ -33,9 +37,7 @@ def score_sample(
     if language is None:
         return None, "unsupported_language"
     reference = extract_code(sample.reference, language.fence_tags)
-    if not reference.code.strip():
-        return None, "no_reference_code"
-    if not reference.fenced and looks_like_prose(parse(reference.code, language.name)[0]):
+    if not reference_holds_code(reference, sample.question_type, language.name):
         return None, "no_reference_code"
     prediction = extract_code(sample.prediction, language.fence_tags)
     score = code_bleu(prediction.code, reference.code, language.name, weights)

@@ -10,21 +10,33 @@ import pytest
 from forge_codebleu import plugin
 from forge_codebleu.extract import extract_code, looks_like_prose
 from forge_codebleu.languages import parse
-from forge_codebleu.metric import evaluate_codebleu
-from forge_codebleu.score import code_bleu
+from forge_codebleu.metric import evaluate_codebleu, score_sample
+from forge_codebleu.score import DEFAULT_WEIGHTS, code_bleu
 from forge_core.contracts import EvalSample, EvaluateRequest, EvaluateResult
 from forge_core.plugins import PluginRegistry
+from forge_core.validation import final_answer
 
 PY_REFERENCE = "def area(w, h):\n    a = w * h\n    return a\n"
 PY_ANSWER = "def area(w, h):\n    return w * h\n"
 JS_CODE = "function inc(n) { return n + 1; }"
 GO_CODE = "func inc(n int) int {\n\treturn n + 1\n}"
+WEIGHTS = DEFAULT_WEIGHTS
 
 
 def sample(
-    reference: str, prediction: str, language: str = "python", ident: str = "s"
+    reference: str,
+    prediction: str,
+    language: str = "python",
+    ident: str = "s",
+    question_type: str = "",
 ) -> EvalSample:
-    return EvalSample(id=ident, language=language, reference=reference, prediction=prediction)
+    return EvalSample(
+        id=ident,
+        language=language,
+        reference=reference,
+        prediction=prediction,
+        question_type=question_type,
+    )
 
 
 # --------------------------------------------------------------------------- extraction
@@ -54,6 +66,27 @@ def test_an_open_fence_runs_to_the_end_and_indentation_is_kept() -> None:
     inline = "<ANSWER>: def f():\n    return 1"
     assert extract_code(inline) == extract_code("def f():\n    return 1")
     assert not extract_code(inline).fenced
+    next_line = "Reasoning.\n<ANSWER>: \n    def m(self):\n        return 1\n"
+    assert extract_code(next_line).code == "def m(self):\n    return 1"
+
+
+def test_the_final_answer_follows_the_first_answer_line() -> None:
+    # The answer's code holds "<ANSWER>:" itself: the core's rule (the first line that
+    # starts with "<ANSWER>: ") keeps all of it; the last mark would keep its tail only.
+    code = (
+        "def check(text):\n"
+        '    if "<ANSWER>:" not in text:\n'
+        '        return "no final answer line"\n'
+        "    return None"
+    )
+    reference = f"It is ##begin_quote##def check(text):##end_quote##.\n<ANSWER>: {code}"
+    assert final_answer(reference) == code
+    assert extract_code(reference).code == code
+    wrong = reference.replace("def check(text):\n    if", "def other():\n    x =")
+    score, outcome = score_sample(sample(reference, wrong, question_type="implement"), WEIGHTS)
+    assert outcome == "scored" and score is not None
+    assert score.dataflow == 0.0
+    assert score.codebleu == pytest.approx(0.5512882, abs=1e-6)
 
 
 def test_prose_is_told_from_code() -> None:
@@ -63,6 +96,66 @@ def test_prose_is_told_from_code() -> None:
     assert not looks_like_prose(parse(PY_REFERENCE, "python")[0])
     method = "add(item) {\n    this.items.push(item);\n    return this;\n  }"
     assert not looks_like_prose(parse(method, "javascript")[0])
+
+
+# --------------------------------------------------------------------------- code or prose
+
+LOCATION = (
+    "The document declares it.\n"
+    "<ANSWER>: `legacy_total` is defined in `python/inventory/legacy.py`, lines 10-12."
+)
+REFUSAL = (
+    "None of the documents defines `area`.\n"
+    "<ANSWER>: The provided context does not contain `area` from `geo.py`."
+)
+
+
+@pytest.mark.parametrize(
+    "question_type",
+    ["purpose", "parameters", "location", "calls", "callers", "usage", "docstring"],
+)
+def test_answers_to_prose_questions_have_no_score(question_type: str) -> None:
+    # The sentence parses with few tree-sitter errors: only the question type tells.
+    wrong = LOCATION.replace("legacy.py`, lines 10-12", "stock.py`, lines 40-52")
+    for prediction in (LOCATION, wrong):
+        unscored = score_sample(sample(LOCATION, prediction, question_type=question_type), WEIGHTS)
+        assert unscored == (None, "no_reference_code")
+
+
+def test_a_fenced_block_is_code_in_any_answer() -> None:
+    usage = "<ANSWER>: As `main` does:\n```python\ntotal = area(2, 3)\n```"
+    score, outcome = score_sample(sample(usage, usage, question_type="usage"), WEIGHTS)
+    assert outcome == "scored" and score is not None and score.codebleu == 1.0
+
+
+@pytest.mark.parametrize(
+    ("language", "code"),
+    [
+        ("javascript", "set someLongPropertyName(value) {}"),  # 0.91 of it is ERROR
+        ("javascript", "addItem(item) {\n  this.items.push(item);\n  return this;\n}"),
+        ("python", "    def total(self):\n        return sum(self.items)\n"),
+        ("go", GO_CODE),
+    ],
+)
+def test_answers_to_code_questions_are_code(language: str, code: str) -> None:
+    for question_type in ("implement", "held_out_code"):
+        reference = f"It is ##begin_quote##x##end_quote##.\n<ANSWER>: {code}"
+        answer = sample(reference, code, language, question_type=question_type)
+        score, outcome = score_sample(answer, WEIGHTS)
+        assert outcome == "scored" and score is not None and score.codebleu == 1.0
+
+
+def test_a_refusal_to_a_code_question_has_no_score() -> None:
+    for language in ("python", "javascript", "go"):
+        refused = sample(REFUSAL, REFUSAL, language, question_type="implement")
+        assert score_sample(refused, WEIGHTS) == (None, "no_reference_code")
+
+
+def test_without_a_question_type_the_share_of_errors_decides() -> None:
+    bare = "addItem(item) {\n  this.items.push(item);\n  return this;\n}"
+    score, outcome = score_sample(sample(bare, bare, "javascript"), WEIGHTS)
+    assert outcome == "scored" and score is not None and score.codebleu == 1.0
+    assert score_sample(sample(REFUSAL, REFUSAL), WEIGHTS) == (None, "no_reference_code")
 
 
 # --------------------------------------------------------------------------- the metric

@@ -232,3 +232,22 @@ def test_weights_and_renormalisation() -> None:
     candidate = rename(reference)
     only_syntax = code_bleu(candidate, reference, "python", (0, 0, 1, 0))
     assert only_syntax is not None and only_syntax.codebleu == 1.0
+
+
+#: Lines without data flow (nothing they name is defined): an import at the top, a log
+#: call as the first statement.
+EDGELESS_LINES = {
+    "python": ("import os\n", '    logger.debug("stats")\n'),
+    "javascript": ('import fs from "fs";\n', '  console.log("stats");\n'),
+    "go": ('import "os"\n', '\tlog.Println("stats")\n'),
+}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_lines_without_data_flow_keep_the_data_flow_match(language: str) -> None:
+    program = PROGRAMS[language]
+    top, first = EDGELESS_LINES[language]
+    reference = program.source()
+    longer = top + program.source((first, *program.statements))
+    assert score(longer, reference, language).dataflow == 1.0  # the candidate adds them
+    assert score(reference, longer, language).dataflow == 1.0  # the candidate omits them
