@@ -135,7 +135,7 @@ def retrain(
             f"no successful fine-tune of {repository} yet; POST /v1/fine-tune first",
         )
     try:
-        settings = retrain_settings(previous.config, state.runs_dir)
+        settings = retrain_settings(previous.config, state.forge_settings, state.runs_dir)
     except JobSpecError as exc:
         raise _refused(exc) from None
     job, created = state.store.submit(
@@ -240,11 +240,16 @@ async def follow_log(
     """Yield the log's lines as SSE events; at the end (job finished), an ``end`` event.
 
     Carriage returns end lines too, so progress bars stream; each event's id is the
-    byte offset just after its line, for ``Last-Event-ID`` resumption.
+    byte offset just after its line, for ``Last-Event-ID`` resumption. When the
+    server is stopping the stream ends without an ``end`` event (the job goes on),
+    so the client reconnects with ``Last-Event-ID`` once a server is back.
     """
     pending = b""
     idle = 0.0
     while True:
+        if state.stopping.is_set():
+            yield b": the server is shutting down; reconnect with Last-Event-ID\n\n"
+            return
         job = await run_in_threadpool(state.store.get, job_id)
         finished = job is None or job.terminal or not follow
         chunk = await run_in_threadpool(_read_from, path, offset)
@@ -283,6 +288,16 @@ def _read_from(path: Path, offset: int, size: int = 65536) -> bytes:
         return b""
 
 
+def _event_offset(last_event_id: str | None) -> int:
+    """The byte offset to resume at: a plain ASCII decimal ``Last-Event-ID``, else 0.
+
+    (``str.isdigit`` alone accepts '²' or '٣', which ``int`` then refuses.)
+    """
+    if last_event_id and last_event_id.isascii() and last_event_id.isdigit():
+        return int(last_event_id)
+    return 0
+
+
 @router.get(
     "/v1/jobs/{job_id}/logs",
     response_class=StreamingResponse,
@@ -306,7 +321,7 @@ def logs(
 ) -> Response:
     """Tail the job's ``job.log``: what the worker prints, stage events, training progress."""
     job = _find(state, job_id)
-    offset = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    offset = _event_offset(last_event_id)
     return StreamingResponse(
         follow_log(state, job.id, Path(job.run_dir) / "job.log", offset, follow),
         media_type="text/event-stream",

@@ -119,7 +119,10 @@ def create_app(settings: ServerSettings, forge_settings: ForgeSettings | None = 
     store = JobStore(settings.database_path)
     metrics = ServerMetrics(store)
     supervisor = Supervisor(
-        settings, store, on_retry=lambda outcome: metrics.retries.labels(outcome).inc()
+        settings,
+        store,
+        on_retry=lambda outcome: metrics.retries.labels(outcome).inc(),
+        on_launch_error=lambda reason: metrics.launch_failures.labels(reason).inc(),
     )
     timeout = httpx.Timeout(settings.upstream_timeout_seconds, connect=10.0)
     state = ServerState(

@@ -4,15 +4,47 @@ Server settings come from the options, then ``FORGE_SERVER_*`` variables; the jo
 default Forge settings from ``--config`` / ``forge.toml`` / ``FORGE_*`` / ``--set``,
 exactly as for ``forge run``. API keys are never taken on the command line (where
 ``ps`` would show them): use ``FORGE_SERVER_API_KEYS`` or ``--api-key-file``.
+
+On SIGINT/SIGTERM the server stops taking connections, ends the log streams it is
+following, and gives the other requests :data:`GRACEFUL_SHUTDOWN_SECONDS` to finish
+before it cancels them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import threading
 from pathlib import Path
 from typing import Any
 
 import click
+
+#: How long in-flight requests (a streamed chat, say) may run on after a stop signal.
+GRACEFUL_SHUTDOWN_SECONDS = 5.0
+
+
+def run_server(app: Any, stopping: threading.Event, **options: Any) -> bool:
+    """Serve ``app`` with uvicorn until a signal; set ``stopping`` as soon as one comes.
+
+    ASGI tells a running request nothing about a shutdown, and uvicorn waits for
+    every response to end, so the app's endless streams watch ``stopping`` instead.
+    Returns whether the server started.
+    """
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, telling the app when it is asked to stop."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            stopping.set()
+            super().handle_exit(sig, frame)
+
+    options.setdefault("timeout_graceful_shutdown", GRACEFUL_SHUTDOWN_SECONDS)
+    server = Server(uvicorn.Config(app, **options))
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it handled
+        server.run()
+    return bool(server.started)
 
 
 def _loopback(host: str) -> bool:
@@ -74,7 +106,6 @@ def serve(
     """Serve the REST API: fine-tune jobs, status, logs, retrain, OpenAI-compatible chat."""
     import logging
 
-    import uvicorn
     from pydantic import ValidationError
 
     from forge_core.config import ConfigError, format_validation_error, load_settings
@@ -122,11 +153,16 @@ def serve(
         f"(runs in {settings.runs_dir.resolve()}, {len(keys)} API key(s))",
         err=True,
     )
-    uvicorn.run(
+    started = run_server(
         app,
+        app.state.forge.stopping,
         host=settings.host,
         port=settings.port,
         log_level=log_level,
         server_header=False,
         proxy_headers=False,
     )
+    if not started:
+        raise click.ClickException(
+            f"the server did not start on {settings.host}:{settings.port} (see the log above)"
+        )

@@ -280,6 +280,21 @@ class JobStore:
             claimed = db.execute("SELECT * FROM jobs WHERE id = ?", (row["id"],)).fetchone()
         return Job.from_row(claimed)
 
+    def release(self, job_id: str, attempt: int) -> bool:
+        """Undo a claim whose worker never started: queued again, the attempt not counted.
+
+        Fenced like a worker's writes; False when the attempt is no longer the current,
+        running one (cancelled in the meantime, say).
+        """
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET state = 'queued', attempts = attempts - 1, worker_pid = NULL,"
+                " started_at = CASE WHEN attempts = 1 THEN NULL ELSE started_at END,"
+                " updated_at = ? WHERE id = ? AND state = 'running' AND attempts = ?",
+                (time.time(), job_id, attempt),
+            )
+            return cursor.rowcount == 1
+
     def set_worker(self, job_id: str, attempt: int, pid: int) -> bool:
         """Record the worker process of an attempt."""
         return self._fenced(job_id, attempt, "worker_pid = ?, heartbeat_at = ?", pid, time.time())

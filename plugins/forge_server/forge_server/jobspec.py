@@ -4,9 +4,14 @@ The server's ForgeSettings are the defaults; the request's ``base_model``,
 ``method``, ``model_name``, ``hyperparameters`` (the ``train`` section) and
 ``settings`` (other sections) are laid over them and validated by ForgeSettings
 itself, so an unknown key or a bad value is a 422 naming the field. A request may
-not move files out of the job's run directory or reach secrets: ``runs_dir``,
-``plugins``, ``mine.cache_dir``, ``synth.teacher``, ``deploy.host`` (which interface the
-model server listens on) and the trainer belong to the operator.
+not name a file or a host of the server's: nothing it sets reads a file outside the
+repository, writes outside the job's run directory, reaches a secret, or sends the
+model (or, through the chat proxy, other users' chats) anywhere the operator did not
+choose. So ``runs_dir``, ``plugins``, ``mine.cache_dir``, ``synth.teacher`` (its URL and
+key), ``export.fidelity_file`` (a file the export reads), ``deploy.target`` (which
+deployment the model goes to), ``deploy.host`` (which interface the model server
+listens on), ``deploy.ollama_host`` (the Ollama server it is pushed to, and the chat
+endpoint recorded) and the trainer belong to the operator.
 """
 
 from __future__ import annotations
@@ -22,13 +27,16 @@ from forge_server.schemas import FineTuneRequest
 
 #: Sections a request's ``settings`` may override.
 REQUEST_SECTIONS = ("mine", "synth", "validation", "eval", "export", "deploy")
-#: Keys the operator alone sets (paths outside the run, secrets, the trainer plugin).
+#: Keys the operator alone sets (server paths and hosts, secrets, where models go, the trainer).
 OPERATOR_KEYS = {
     "mine": {"cache_dir"},
     "synth": {"teacher"},
-    "deploy": {"host"},
+    "export": {"fidelity_file"},
+    "deploy": {"target", "host", "ollama_host"},
     "train": {"trainer", "base_model", "method", "quantize_4bit"},
 }
+#: Operator keys a request still chooses, through its top-level fields.
+REQUEST_TRAIN_KEYS = ("base_model", "method", "quantize_4bit")
 #: How each API method maps onto the train section.
 METHODS: dict[str, dict[str, Any]] = {
     "pissa": {"method": "pissa", "quantize_4bit": False},
@@ -106,7 +114,7 @@ def request_overlay(request: FineTuneRequest) -> tuple[dict[str, Any], list[dict
 def _request_location(loc: tuple[str | int, ...]) -> list[str | int]:
     """Where a ForgeSettings error lies in the request body."""
     if loc and loc[0] == "train":
-        if len(loc) > 1 and loc[1] in ("base_model", "method", "quantize_4bit"):
+        if len(loc) > 1 and loc[1] in REQUEST_TRAIN_KEYS:
             return ["body", "base_model" if loc[1] == "base_model" else "method"]
         return ["body", "hyperparameters", *loc[1:]]
     return ["body", "settings", *loc]
@@ -144,7 +152,28 @@ def pin_operator_settings(data: dict[str, Any], runs_dir: Path) -> ForgeSettings
         raise JobSpecError(details) from exc
 
 
-def retrain_settings(config: dict[str, Any], runs_dir: Path) -> ForgeSettings:
-    """A retrain's configuration: the earlier job's, with the quality gate enforced."""
-    gated = deep_merge(config, {"eval": {"gate": {"enabled": True}}, "deploy": {"force": False}})
+def operator_values(base: ForgeSettings) -> dict[str, Any]:
+    """The operator keys' values in the server's settings (what every job gets)."""
+    data = base.model_dump(mode="json")
+    return {
+        section: {
+            key: data[section][key]
+            for key in keys
+            if not (section == "train" and key in REQUEST_TRAIN_KEYS)
+        }
+        for section, keys in OPERATOR_KEYS.items()
+    }
+
+
+def retrain_settings(config: dict[str, Any], base: ForgeSettings, runs_dir: Path) -> ForgeSettings:
+    """A retrain's configuration: the earlier job's, with the quality gate enforced.
+
+    The operator keys are the server's current ones, not the earlier job's: a job
+    accepted under older rules cannot pass a host or a file on to its retrains.
+    """
+    gated = deep_merge(
+        config,
+        operator_values(base),
+        {"eval": {"gate": {"enabled": True}}, "deploy": {"force": False}},
+    )
     return pin_operator_settings(gated, runs_dir)

@@ -66,6 +66,12 @@ class ServerMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.launch_failures = Counter(
+            "forge_server_worker_launch_failures",
+            "Workers that could not be started (their job stays queued), by errno name",
+            ["reason"],
+            registry=self.registry,
+        )
         self.chat_tokens = Counter(
             "forge_server_chat_tokens",
             "Tokens reported by the model server in chat usage",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +34,8 @@ class ServerState:
     metrics: ServerMetrics
     http: httpx.AsyncClient
     roots: list[Path] = field(default_factory=list)
+    #: Set when the server is asked to stop: endless responses (followed logs) end.
+    stopping: threading.Event = field(default_factory=threading.Event)
     finished: OrderedDict[str, tuple[float, JobStatus]] = field(default_factory=OrderedDict)
 
     @property

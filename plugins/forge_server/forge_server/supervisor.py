@@ -9,11 +9,16 @@ have, so a restarted server picks up where the last one stopped:
   heartbeat for a lease) is queued again and resumed on its run directory, or
   failed with the reason once ``max_retries`` restarts are spent;
 * at most ``max_concurrent_jobs`` jobs run at once;
-* a cancelled job's process group gets SIGTERM, then SIGKILL after a grace period.
+* a cancelled job's process group gets SIGTERM, then SIGKILL after a grace period;
+* a worker that cannot be started (out of processes, file descriptors or disk) is
+  no death: its job goes back to the queue with the attempt not counted, and
+  launching pauses, longer after each failure in a row (logged, and counted in
+  the metrics), so a passing shortage fails no job.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -30,6 +35,8 @@ from forge_server.settings import ServerSettings, worker_environment
 
 log = logging.getLogger("forge_server")
 WORKER_MODULE = "forge_server.worker"
+#: The longest pause between tries to start workers while starting them keeps failing.
+LAUNCH_BACKOFF_MAX_SECONDS = 30.0
 
 
 def worker_alive(pid: int | None) -> bool:
@@ -91,10 +98,14 @@ class Supervisor:
         settings: ServerSettings,
         store: JobStore,
         on_retry: Callable[[str], None] = lambda state: None,
+        on_launch_error: Callable[[str], None] = lambda reason: None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.on_retry = on_retry
+        self.on_launch_error = on_launch_error
+        self.launch_failures = 0  # in a row; reset by the next worker that starts
+        self.launch_paused_until = 0.0  # time.monotonic() before which none is started
         self.children: dict[str, Child] = {}
         self.pending_kills: dict[int, float] = {}
         self._wake = threading.Event()
@@ -182,14 +193,39 @@ class Supervisor:
 
     def launch(self) -> None:
         """Start queued jobs while fewer than ``max_concurrent_jobs`` run."""
+        if time.monotonic() < self.launch_paused_until:
+            return
         while self.store.counts()["running"] < self.settings.max_concurrent_jobs:
             job = self.store.claim_next()
             if job is None:
                 return
             try:
-                self.children[job.id] = Child(job.id, job.attempts, self.spawn(job))
+                process = self.spawn(job)
             except OSError as exc:
-                self._retry(job.id, job.attempts, f"the worker could not start: {exc}")
+                self._launch_failed(job, exc)
+                return  # the shortage is the server's, not the job's: try again later
+            self.children[job.id] = Child(job.id, job.attempts, process)
+            self.launch_failures = 0
+
+    def _launch_failed(self, job: Job, exc: OSError) -> None:
+        """Put the job back unharmed and pause launching, longer after each failure in a row."""
+        released = self.store.release(job.id, job.attempts)
+        self.launch_failures += 1
+        delay = min(
+            self.settings.poll_seconds * 2 ** (self.launch_failures - 1),
+            LAUNCH_BACKOFF_MAX_SECONDS,
+        )
+        self.launch_paused_until = time.monotonic() + delay
+        log.error(
+            "job %s: the worker could not start: %s; %s, next try in %.1f s "
+            "(%d failed start(s) in a row)",
+            job.id,
+            exc,
+            "the job stays queued" if released else "the job was no longer running",
+            delay,
+            self.launch_failures,
+        )
+        self.on_launch_error(errno.errorcode.get(exc.errno or 0, "other"))
 
     def spawn(self, job: Job) -> subprocess.Popen[bytes]:
         """Start the worker of a job's current attempt in a new process group."""
@@ -211,6 +247,8 @@ class Supervisor:
             command += ["--plugin-module", module]
         if not self.settings.discover_plugins:
             command.append("--no-entry-points")
+        for root in self.settings.resolved_roots():  # the worker checks the repository again
+            command += ["--allowed-root", str(root)]
         with open(run_dir / "job.log", "ab") as log_file:
             process = subprocess.Popen(
                 command,

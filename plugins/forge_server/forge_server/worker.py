@@ -3,11 +3,13 @@
 The supervisor starts one per attempt, in its own session and process group (so
 cancellation can kill the whole group, data-loader and parser children included)
 with the run directory as working directory and ``job.log`` as stdout/stderr.
-It runs ``Forge(settings, run_dir).run_all(repository)``; a resumed attempt finds
-the finished stages' manifests and skips them, and the trainer continues from its
-last checkpoint. A heartbeat thread keeps the job's lease; when the queue says
-the attempt is over (cancelled, or replaced after a presumed death) the worker
-stops at once.
+It runs ``Forge(settings, run_dir).run_all(repository)``, after checking again that
+the repository resolves inside the server's allowed roots (``--allowed-root``): it
+was checked when the job was accepted, but a folder swapped for a symlink while the
+job waited must not be mined. A resumed attempt finds the finished stages' manifests
+and skips them, and the trainer continues from its last checkpoint. A heartbeat
+thread keeps the job's lease; when the queue says the attempt is over (cancelled,
+or replaced after a presumed death) the worker stops at once.
 
 Plugins come from the installed entry points and, as an embedding and test hook,
 from ``--plugin-module module[:attribute]`` objects registered in-process.
@@ -27,6 +29,7 @@ from typing import Any
 
 from forge_server.jobqueue import Job, JobStore
 from forge_server.progress import JobProgress
+from forge_server.security import PathRefused, resolve_repository
 
 EXIT_STALE = 3
 
@@ -86,9 +89,14 @@ def failure_reason(outcomes: list[Any]) -> str | None:
 
 
 def run_job(
-    store: JobStore, job: Job, plugin_modules: list[str], entry_points: bool, heartbeat: float
+    store: JobStore,
+    job: Job,
+    plugin_modules: list[str],
+    entry_points: bool,
+    heartbeat: float,
+    roots: list[Path],
 ) -> int:
-    """Run the job's pipeline and record the outcome; the process exit code."""
+    """Run the job's pipeline on its repository, if still inside ``roots``; the exit code."""
     from forge_core.config import ForgeSettings
 
     progress = JobProgress(store, job.id, job.attempts)
@@ -100,8 +108,10 @@ def run_job(
         from forge_core.pipeline import Forge
 
         forge = Forge(settings, job.run_dir, registry=registry, progress=progress)
-        print(f"attempt {job.attempts}: forge run {job.repository}", file=sys.stderr, flush=True)
-        outcomes = forge.run_all(job.repository)
+        # Checked last before the walk: the job may have waited long since it was accepted.
+        repository = resolve_repository(job.repository, roots)
+        print(f"attempt {job.attempts}: forge run {repository}", file=sys.stderr, flush=True)
+        outcomes = forge.run_all(repository)
         reason = failure_reason(outcomes)
         if reason is not None:
             print(f"failed: {reason}", file=sys.stderr, flush=True)
@@ -117,6 +127,11 @@ def run_job(
         )
         print(f"succeeded: model {deployment.model_name} deployed", file=sys.stderr, flush=True)
         return 0
+    except PathRefused as exc:
+        error = f"the repository is no longer allowed: {exc}"
+        print(f"failed: {error}", file=sys.stderr, flush=True)
+        store.finish(job.id, job.attempts, "failed", error=error)
+        return 1
     except Exception as exc:  # a deterministic failure: recorded, not retried
         traceback.print_exc()
         store.finish(job.id, job.attempts, "failed", error=f"{type(exc).__name__}: {exc}")
@@ -134,6 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heartbeat", type=float, default=2.0, help="Seconds between beats.")
     parser.add_argument("--plugin-module", action="append", default=[], dest="plugin_modules")
     parser.add_argument("--no-entry-points", action="store_true")
+    parser.add_argument(
+        "--allowed-root",
+        action="append",
+        default=[],
+        type=Path,
+        dest="roots",
+        help="A folder the repository must resolve inside (repeatable; none: no repository).",
+    )
     args = parser.parse_args(argv)
     store = JobStore(args.db)
     job = store.get(args.job_id)
@@ -141,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.job_id}: attempt {args.attempt} is not current; exiting", file=sys.stderr)
         return EXIT_STALE
     store.set_worker(job.id, job.attempts, os.getpid())
-    return run_job(store, job, args.plugin_modules, not args.no_entry_points, args.heartbeat)
+    return run_job(
+        store, job, args.plugin_modules, not args.no_entry_points, args.heartbeat, args.roots
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from fake_upstream import FakeUpstream
 from server_helpers import API_KEY, ServerProcess, wait_for
 
+from forge_server.jobqueue import JobStore
 from forge_server.supervisor import worker_alive
 
 pytestmark = pytest.mark.slow
@@ -183,3 +185,33 @@ def test_cancel_kills_the_worker_group_and_the_queue_moves_on(
     quick = http.post("/v1/fine-tune", json={"repository": "repo"}).json()["job_id"]
     assert wait_for(http, quick)["state"] == "succeeded"
     assert http.get(f"/status/{running}").json()["state"] == "cancelled"
+
+
+def test_stopping_the_server_ends_followed_log_streams(
+    start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    # a running job whose lease outlasts the test: its log stream would never end by itself
+    store = JobStore(tmp_path / "runs" / "jobs.sqlite3")
+    job, _ = store.submit(
+        kind="fine-tune", repository="/r", config={}, request={}, runs_dir=tmp_path / "runs"
+    )
+    assert store.claim_next() is not None
+    Path(job.run_dir).mkdir(parents=True)
+    (Path(job.run_dir) / "job.log").write_text("attempt 1: forge run /r\n")
+    server = start_server(FORGE_SERVER_HEARTBEAT_SECONDS="1000")
+    assert server.process is not None
+    lines: list[str] = []
+    signalled = float("inf")
+    with server.client().stream("GET", f"/v1/jobs/{job.id}/logs", timeout=30) as response:
+        for line in response.iter_lines():  # a keep-alive comes every 15 s at least
+            lines.append(line)
+            if line.startswith("data: attempt 1"):
+                server.process.send_signal(signal.SIGINT)  # Ctrl+C while a client follows
+                signalled = time.monotonic()
+            if time.monotonic() - signalled > 10:
+                break  # still streaming long after the signal
+    assert server.process.wait(timeout=15) == 0
+    assert any("the server is shutting down" in line for line in lines), lines
+    assert not any(line.startswith("event: end") for line in lines)  # the job did not end
+    assert "timeout graceful shutdown exceeded" not in server.log()
+    assert store.get(job.id).state == "running"

@@ -132,3 +132,20 @@ def test_listing_pages_newest_first_and_filters_by_state(tmp_path: Path) -> None
         "failed": 0,
         "cancelled": 0,
     }
+
+
+def test_release_undoes_a_claim_without_counting_the_attempt(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "q.db")
+    job_id = submit(store, tmp_path)
+    claimed = store.claim_next()
+    assert claimed is not None and claimed.attempts == 1
+    assert not store.release(job_id, 2)  # fenced: not the current attempt
+    assert store.release(job_id, 1)
+    job = store.get(job_id)
+    assert job is not None and job.state == "queued" and job.attempts == 0
+    assert job.started_at is None and job.worker_pid is None and job.retry_reasons == []
+    assert not store.release(job_id, 1)  # no longer running
+    again = store.claim_next()
+    assert again is not None and again.id == job_id and again.attempts == 1
+    store.cancel(job_id)
+    assert not store.release(job_id, 1)  # a cancelled job stays cancelled

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
-from server_helpers import API_KEY, ServerProcess
+from server_helpers import API_KEY, ServerProcess, kill_workers, make_repo
+from server_toy import TOY_SETTINGS
 
+from forge_core.config import ForgeSettings
+from forge_server.app import create_app
 from forge_server.security import APIKeyMiddleware
+from forge_server.settings import ServerSettings
 
 
 def test_healthz_needs_no_key_everything_else_does(client: TestClient) -> None:
@@ -129,6 +137,9 @@ def test_unknown_fields_and_bad_values_are_422_with_the_field(client: TestClient
         ({"mine": {"cache_dir": "/tmp/elsewhere"}}, "server operator"),
         ({"synth": {"teacher": {"enabled": True}}}, "server operator"),
         ({"deploy": {"host": "0.0.0.0"}}, "server operator"),
+        ({"deploy": {"ollama_host": "http://attacker:11434"}}, "server operator"),
+        ({"deploy": {"target": "ollama"}}, "server operator"),
+        ({"export": {"fidelity_file": "/etc/passwd"}}, "server operator"),
     ],
 )
 def test_operator_settings_cannot_be_overridden(
@@ -137,6 +148,7 @@ def test_operator_settings_cannot_be_overridden(
     response = client.post("/v1/fine-tune", json={"repository": "repo", "settings": settings})
     assert response.status_code == 422
     assert words in response.json()["detail"][0]["msg"]
+    assert client.get("/v1/jobs").json()["total"] == 0
 
 
 def test_trainer_selection_is_not_a_hyperparameter(client: TestClient) -> None:
@@ -190,3 +202,60 @@ def test_413_and_key_over_real_http(start_server: Callable[..., ServerProcess]) 
         assert http.post("/v1/fine-tune", json={"repository": "repo"}).status_code == 202
     server.stop()
     assert API_KEY not in server.log()
+
+
+def test_a_last_event_id_that_is_no_ascii_number_resumes_from_the_start(
+    client: TestClient,
+) -> None:
+    job_id = client.post("/v1/fine-tune", json={"repository": "repo"}).json()["job_id"]
+
+    async def logs(last_event_id: bytes) -> httpx.Response:
+        # raw header bytes (TestClient would re-encode them); latin-1 b"\xb2" is '²'
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            return await http.get(
+                f"/v1/jobs/{job_id}/logs?follow=false",
+                headers={"Authorization": f"Bearer {API_KEY}", "Last-Event-ID": last_event_id},
+            )
+
+    for raw in (b"\xb2", b"\xb3\xb9", b"1\xb2", b"-1", b" "):
+        response = asyncio.run(logs(raw))
+        assert response.status_code == 200, (raw, response.text)
+        assert "event: end\nid: 0\n" in response.text
+    assert "id: 12\n" in asyncio.run(logs(b"12")).text
+
+
+def test_a_repository_swapped_for_a_symlink_after_acceptance_is_not_mined(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outside = make_repo(tmp_path / "outside")
+    make_repo(root / "proj")
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent))  # server_toy
+    settings = ServerSettings(
+        runs_dir=tmp_path / "runs",
+        allowed_roots=[root],
+        discover_plugins=False,
+        plugin_modules=["server_toy:ServerToyPlugin"],
+        heartbeat_seconds=0.5,
+    )
+    app = create_app(settings, ForgeSettings.model_validate(TOY_SETTINGS))
+    state = app.state.forge
+    accepted = TestClient(app).post("/v1/fine-tune", json={"repository": "proj"})
+    assert accepted.status_code == 202
+    # while the job waits in the queue, someone who can write under the root swaps the folder
+    shutil.rmtree(root / "proj")
+    os.symlink(outside, root / "proj")
+    try:
+        deadline = time.monotonic() + 60
+        job = state.store.get(accepted.json()["job_id"])
+        while not job.terminal and time.monotonic() < deadline:
+            state.supervisor.tick()  # starts the worker, then reaps it
+            time.sleep(0.1)
+            job = state.store.get(job.id)
+    finally:
+        kill_workers(settings.database_path)
+    assert job.state == "failed", job
+    assert job.attempts == 1  # a deterministic refusal, not retried
+    assert "the repository is no longer allowed" in job.error
+    assert f"resolves to {outside}, outside the allowed roots" in job.error
+    assert not (Path(job.run_dir) / "mine").exists()

@@ -100,6 +100,22 @@ def test_retrain_enforces_the_gate() -> None:
     config = resolve(
         repository="r", settings={"deploy": {"force": True}, "eval": {"gate": {"enabled": False}}}
     ).model_dump(mode="json")
-    settings = retrain_settings(config, Path("/srv/runs"))
+    base = ForgeSettings.model_validate(TOY_SETTINGS)
+    settings = retrain_settings(config, base, Path("/srv/runs"))
     assert settings.eval.gate.enabled and not settings.deploy.force
     assert settings.train.trainer == "toy"
+
+
+def test_retrain_takes_operator_keys_from_the_server_not_the_earlier_job() -> None:
+    # A job accepted before these keys were the operator's kept what its request set.
+    config = resolve(repository="r", base_model="toybase", method="lora").model_dump(mode="json")
+    config["export"]["fidelity_file"] = "/srv/secrets/keys.txt"
+    config["deploy"].update(target="ollama", ollama_host="http://attacker:11434", host="0.0.0.0")
+    config["synth"]["teacher"]["base_url"] = "http://attacker/v1"
+    settings = retrain_settings(config, ForgeSettings.model_validate(TOY_SETTINGS), Path("/r"))
+    assert settings.export.fidelity_file is None
+    assert settings.deploy.target == "toy" and settings.deploy.ollama_host is None
+    assert settings.deploy.host == "127.0.0.1"
+    assert settings.synth.teacher.base_url == "http://127.0.0.1:11434/v1"
+    # what the earlier request chose through its own fields stays
+    assert settings.train.base_model == "toybase" and settings.train.method == "lora"
