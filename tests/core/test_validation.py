@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,53 @@ def test_every_planted_secret_is_detected_and_placeholders_are_not() -> None:
         'token = "${TOKEN}"',
     ]:
         assert find_secret(harmless) is None, harmless
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'api_key: str = "a8f5f167f44f4964e6c998dee827110c"',  # annotated assignment
+        '    password: str = "Hunter2Hunter2x"',  # dataclass field
+        'API_KEY: Optional[str] = "a8f5f167f44f4964"',
+        'secret: dict[str, str] | None = "Zx8kLm2Qp9wT"',
+        'app.secret_key = b"8f42a73054b1749f8f58848be5e6502c"',  # the Flask docs' own form
+        'DB_PASSWORD = r"Hunter2Hunter2x"',
+        'SECRET_KEY: Final = RB"Zx8kLm2Qp9wT"',
+        'var dbPassword string = "Hunter2Hunter2x"',  # Go, typed
+        'dbPassword := "Hunter2Hunter2x"',  # Go, short declaration
+        'def connect(password: str = "Hunter2Hunter2x"):',  # a literal default
+    ],
+)
+def test_literal_passwords_behind_a_type_or_a_string_prefix_are_found(text: str) -> None:
+    assert find_secret(text) == "password in assignment"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'def check_password(value: str = "abcdefghij"):',  # the word names the function
+        'if password == "abcdefghij":',
+        'if password != "abcdefghij":',
+        'password_hint = get("abcdefghijk")',
+        'password = f"{prefix}abcdefghij"',  # interpolated, not a literal
+        'password: str = "changeme"',
+        'f(password=pw, user="abcdefghij")',
+        'password:\n  user: "abcdefghijk"',  # YAML: the type never spans lines
+    ],
+)
+def test_comparisons_calls_and_placeholders_are_no_password(text: str) -> None:
+    assert find_secret(text) is None
+
+
+def test_password_pattern_is_linear_on_long_name_runs() -> None:
+    """Long runs of name characters once took quadratic time (seconds at 30k characters)."""
+    patterns, _ = secret_patterns()
+    (pattern,) = [p for p in patterns if p.name == "password in assignment"]
+    for unit in ("password_", "a.", "password: a, ", "password str "):
+        line = unit * (30_000 // len(unit))
+        started = time.perf_counter()
+        assert pattern.regex.search(line) is None
+        assert time.perf_counter() - started < 0.5, unit
 
 
 def test_planted_secrets_never_reach_any_split() -> None:

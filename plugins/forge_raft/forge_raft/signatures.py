@@ -1,15 +1,20 @@
 """Parameter lists and return types, read from a unit's signature text.
 
-The parsers here are small and textual on purpose: they work on the
-``signature`` field every language plugin fills, for Python, JavaScript and Go,
-and fall back to a JavaScript-like reading for any other language. Brackets and
-string literals are balanced, so defaults such as ``sep=", "`` or types such as
+The parsers work on the ``signature`` field every language plugin fills, for
+Python, JavaScript and Go, and fall back to a JavaScript-like reading for any
+other language. Python headers go to Python's own parser first (a default such as
+``lambda a, b: a < b`` has commas no text splitter can place); the rest, and
+Python that this interpreter cannot parse, are read as text. Brackets and string
+literals are balanced, so defaults such as ``sep=", "`` or types such as
 ``func(T) U`` and ``dict[str, int]`` stay in one piece.
 """
 
 from __future__ import annotations
 
+import ast
+import io
 import re
+import warnings
 from dataclasses import dataclass
 
 from forge_core.contracts import CodeUnit, UnitKind
@@ -150,10 +155,94 @@ def _param_group(signature: str, start: int = 0) -> tuple[str, int] | None:
 
 
 def _python(signature: str) -> Signature | None:
+    """Python's own parser first; the text splitter for what it cannot read (Python 2, PEP 695)."""
     header = re.match(r"\s*(?:async\s+)?def\s+\w+\s*", signature)
     if header is None:
         return None
-    group = _param_group(signature, header.end())
+    return _python_ast(signature.strip()) or _python_text(signature, header.end())
+
+
+def _python_ast(header: str) -> Signature | None:
+    """The parameters of a ``def ...:`` header read with :mod:`ast`; None when it does not parse.
+
+    A text splitter cannot know that the commas of ``key=lambda a, b: a < b`` are the
+    lambda's own; the parser does. Annotations and defaults keep their source text.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. an invalid escape in a default string
+            tree = ast.parse(header + " pass")
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef | ast.AsyncFunctionDef):
+        return None
+    function, source = tree.body[0], _SourceText(header)
+    arguments = function.args
+    positional = [*arguments.posonlyargs, *arguments.args]
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(arguments.defaults))
+    defaults += arguments.defaults
+    parameters = [
+        source.parameter(
+            arg, default, "positional-only" if index < len(arguments.posonlyargs) else ""
+        )
+        for index, (arg, default) in enumerate(zip(positional, defaults, strict=True))
+    ]
+    if arguments.vararg:
+        parameters.append(source.parameter(arguments.vararg, None, "variadic"))
+    for arg, keyword_default in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True):
+        parameters.append(source.parameter(arg, keyword_default, "keyword-only"))
+    if arguments.kwarg:
+        parameters.append(source.parameter(arguments.kwarg, None, "variadic keyword"))
+    returns = source.segment(function.returns) if function.returns is not None else None
+    return Signature(tuple(parameters), returns or None)
+
+
+class _SourceText:
+    """The text of a parsed header, sliced by the positions of its ast nodes."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        # Lines as the parser counts them: \n, \r\n and \r end one; \f and \u2028 do not.
+        self.lines = io.StringIO(text, newline="").readlines()
+        self.starts = [0]
+        for line in self.lines:
+            self.starts.append(self.starts[-1] + len(line))
+
+    def _index(self, lineno: int, byte_column: int) -> int:
+        line = self.lines[lineno - 1]
+        column = byte_column if line.isascii() else len(line.encode()[:byte_column].decode())
+        return self.starts[lineno - 1] + column
+
+    def segment(self, node: ast.expr) -> str:
+        """The node's text with the brackets that group it, as written (less line comments).
+
+        The parser's positions leave out grouping brackets (``(1)`` is ``1``); the text
+        splitter kept them, and so do the answers.
+        """
+        start = self._index(node.lineno, node.col_offset)
+        end = self._index(node.end_lineno or node.lineno, node.end_col_offset or node.col_offset)
+        while True:
+            before = start - 1
+            while before >= 0 and self.text[before].isspace():
+                before -= 1
+            after = end
+            while after < len(self.text) and self.text[after].isspace():
+                after += 1
+            if before < 0 or self.text[before] != "(" or self.text[after : after + 1] != ")":
+                break
+            start, end = before, after + 1
+        return _drop_comments(self.text[start:end], "#").strip()
+
+    def parameter(self, arg: ast.arg, default: ast.expr | None, kind: str) -> Parameter:
+        """One parameter, its annotation and default as written."""
+        annotation = self.segment(arg.annotation) if arg.annotation is not None else None
+        value = self.segment(default) if default is not None else None
+        return Parameter(arg.arg, annotation or None, value, kind)
+
+
+def _python_text(signature: str, start: int) -> Signature | None:
+    """The parameters of a ``def`` header, split on its top-level commas."""
+    group = _param_group(signature, start)
     if group is None:
         return None
     inside, after = group

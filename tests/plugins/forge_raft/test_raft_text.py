@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 
 import pytest
+from raft_corpus import mine, synthesize
 
 from forge_core.contracts import CodeUnit, UnitKind, UnitQuality
 from forge_raft.calls import code_view
@@ -63,6 +64,9 @@ def test_split_top_level_respects_brackets_and_strings() -> None:
         "def f(a, /, b: 'x, y' = ', ', *, c: dict[str, list[int]] = {}) -> None:",
         "async def f(\n    a: int,  # the first\n    b: str = 'q',\n):",
         "def f(self, x=lambda y=1: y) -> tuple[int, ...]:",
+        "def merge_sorted(left, right, key=lambda a, b: a < b):",
+        "def f(\n    a,  # don't split here\n    b: int = 1,\n):",
+        "def f(a, \\\n      b=1) \\\n        -> int:",
     ],
 )
 def test_python_parameters_match_ast(signature: str) -> None:
@@ -80,6 +84,92 @@ def test_python_parameters_match_ast(signature: str) -> None:
     assert (ast.unparse(returns) if returns else None) == (
         ast.unparse(ast.parse(parsed.returns).body[0]) if parsed.returns else None  # type: ignore[arg-type]
     )
+
+
+@pytest.mark.parametrize(
+    ("signature", "parameters", "returns"),
+    [
+        (  # the lambda's own commas do not split the parameter list
+            "def merge_sorted(left, right, key=lambda a, b: a < b):",
+            [Parameter("left"), Parameter("right"), Parameter("key", default="lambda a, b: a < b")],
+            None,
+        ),
+        (
+            "async def f(x, *, key: Callable[[int, int], bool] = lambda a, b: a < b) -> None:",
+            [
+                Parameter("x"),
+                Parameter(
+                    "key", "Callable[[int, int], bool]", "lambda a, b: a < b", "keyword-only"
+                ),
+            ],
+            "None",
+        ),
+        (  # a comment with a quote or a colon is no parameter
+            'def f(\n    a,  # don\'t: split\n    b: int = 1,  # the "b"\n) -> str:',
+            [Parameter("a"), Parameter("b", "int", "1")],
+            "str",
+        ),
+        (  # grouping brackets and inner line breaks stay as written
+            "def f(a=(1), b: (int) = (\n    2\n), c=(1, 2)) -> (str):",
+            [
+                Parameter("a", default="(1)"),
+                Parameter("b", "(int)", "(\n    2\n)"),
+                Parameter("c", default="(1, 2)"),
+            ],
+            "(str)",
+        ),
+        (  # a backslash continuation is no part of a name or a result
+            "def f(a, \\\n      b=1) \\\n        -> int:",
+            [Parameter("a"), Parameter("b", default="1")],
+            "int",
+        ),
+        (  # non-ASCII text: the parser counts bytes, the texts are characters
+            'def f(名前: str = "é", *rest: 型, **kw: int) -> "Ü":',
+            [
+                Parameter("名前", "str", '"é"'),
+                Parameter("rest", "型", kind="variadic"),
+                Parameter("kw", "int", kind="variadic keyword"),
+            ],
+            '"Ü"',
+        ),
+        (  # only \n, \r\n and \r end a line for the parser
+            'def f(a,\x0c b="\u2028",\r c=2):',
+            [Parameter("a"), Parameter("b", default='"\u2028"'), Parameter("c", default="2")],
+            None,
+        ),
+        (  # Python 2 (an old octal literal) does not parse: the text splitter reads it
+            "def f(self, mode=0777, *args):",
+            [
+                Parameter("self"),
+                Parameter("mode", default="0777"),
+                Parameter("args", kind="variadic"),
+            ],
+            None,
+        ),
+    ],
+)
+def test_python_parameters_as_written(
+    signature: str, parameters: list[Parameter], returns: str | None
+) -> None:
+    """Names, types, defaults and kinds, with their source text."""
+    parsed = parse_signature(make_unit("python", signature, signature + " pass"))
+    assert parsed is not None
+    assert list(parsed.parameters) == parameters
+    assert parsed.returns == returns
+
+
+def test_lambda_default_answer_invents_no_parameter() -> None:
+    """The `parameters` answer names the three parameters, the lambda whole."""
+    source = b'''def merge_sorted(left, right, key=lambda a, b: a < b):
+    """Merge two sorted lists."""
+    return sorted(left + right)
+'''
+    units = mine([("pkg/merge.py", "python", source)])
+    examples = synthesize(units, question_types=["parameters"], oracle_probability=1.0)
+    assert [e.final_answer for e in examples] == [
+        "`merge_sorted` takes `left`, `right` and `key` (default `lambda a, b: a < b`); "
+        "no return type is declared."
+    ]
 
 
 def test_python_type_parameters() -> None:
