@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from raft_corpus import DOCUMENT
+from raft_corpus import DOCUMENT, mine
 
 from forge_core.cli import main
 from forge_core.config import ForgeSettings, SynthSettings
@@ -186,3 +186,127 @@ def test_forge_ask_before_mining_says_what_to_run(tmp_path: Path) -> None:
     outcome = CliRunner().invoke(main, ["ask", "--run-dir", str(run), "What is this?"])
     assert outcome.exit_code == 2
     assert "forge mine REPO" in outcome.output
+
+
+def tool(number: int, purpose: str) -> tuple[str, str, bytes]:
+    """``tools/tool{number}.py``: one ``main`` whose docstring says what it does."""
+    source = (
+        f'def main():\n    """Entry point of tool {number}: {purpose}."""\n    return {number}\n'
+    )
+    return f"tools/tool{number}.py", "python", source.encode()
+
+
+#: Six files with a ``main`` each; the one asked about comes last in file order.
+TOOLS = [tool(n, "print a greeting") for n in range(1, 6)] + [
+    tool(6, "rotate the backup archives"),
+    (
+        "tools/backup.py",
+        "python",
+        b'def rotate_backups():\n    """Delete archives older than a week."""\n    return 0\n',
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def tools() -> Grounding:
+    return Grounding(mine(TOOLS), SynthSettings().max_document_chars)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What does the function `main` in `tools/tool6.py` do?",  # the training phrasing
+        "In `tools/tool6.py`, what is `main` for?",
+        "What does `main` in tools/tool6.py do?",  # a bare path
+        "What does main() in tools/tool6.py:1-3 do?",  # with a line reference
+        "What does `main` in `tool6.py` do?",  # the ending of one path only
+        "Explain `main` (defined in `./tools/tool6.py`).",
+    ],
+)
+def test_the_unit_in_the_file_the_question_names_is_sent_first(
+    tools: Grounding, question: str
+) -> None:
+    """Of more same-named units than documents, the one in the named file leads."""
+    grounded = tools.ground(question, 4)
+    sent = [(d.unit.path, d.unit.qualified_name) for d in grounded.documents]
+    assert sent[0] == ("tools/tool6.py", "main")
+    assert len(sent) == len(set(sent)) == 4
+    assert all(name == "main" for _, name in sent)
+
+
+def test_named_paths_are_whole_paths_or_an_ending_only_one_file_has() -> None:
+    grounding = Grounding(
+        mine([*TOOLS, ("legacy/tool6.py", "python", b"def main():\n    return 0\n")]), 1500
+    )
+    assert grounding.named_paths("What does `main` in `tools/tool6.py` do?") == {"tools/tool6.py"}
+    assert grounding.named_paths("What do tools/tool6.py and legacy/tool6.py share?") == {
+        "tools/tool6.py",
+        "legacy/tool6.py",
+    }
+    # Two files end in `tool6.py`: that names neither; `backup.py` names one.
+    assert grounding.named_paths("What does `main` in `tool6.py` do?") == set()
+    assert grounding.named_paths("Is backup.py called by tool6.py?") == {"tools/backup.py"}
+    # Words that are no file's path, or only part of a file name, name nothing.
+    assert grounding.named_paths("Is `Stock.withdraw` in ol6.py or tools, e.g. tools/?") == set()
+
+
+def test_same_named_units_are_ordered_by_bm25_not_file_order(tools: Grounding) -> None:
+    """Without a path, the question's other words pick which `main` leads."""
+    positions = tools.retrieve("Which `main` rotates the backup archives?", 3)
+    assert shown(tools, positions)[0] == ("tools/tool6.py", "main")
+    assert [tools.units[i].qualified_name for i in positions] == ["main"] * 3
+
+
+def test_a_named_file_beats_a_qualified_match_which_beats_a_bare_name() -> None:
+    """`run` in `jobs/worker.py` is the method there; then functions named `run`, then methods."""
+    method = b"class Job:\n    def run(self):\n        return 1\n"
+    files = [
+        ("jobs/early.py", "python", method),
+        ("jobs/plain.py", "python", b"def run():\n    return 2\n"),
+        ("jobs/worker.py", "python", b"class Worker:\n    def run(self):\n        return 3\n"),
+    ]
+    grounding = Grounding(mine(files), 1500)
+    positions = grounding.named("What does the method `run` in `jobs/worker.py` do?")
+    assert shown(grounding, positions) == [
+        ("jobs/worker.py", "Worker.run"),
+        ("jobs/plain.py", "run"),
+        ("jobs/early.py", "Job.run"),
+    ]
+
+
+def test_trimming_to_the_token_room_keeps_the_unit_asked_about(tools: Grounding) -> None:
+    """The least relevant documents go first; the named file's unit is never the one left out."""
+    question = "What does the function `main` in `tools/tool6.py` do?"
+    whole = tools.ground(question, 4)
+    sizes = [len(document.render()) for document in whole.documents]
+    fixed = len(tools.templates.system) + len(tools.templates.user_turn([], question))
+    room = fixed + sizes[0] + 2 + sizes[1]
+    fitted = tools.ground(question, 4, count_tokens=len, max_tokens=room)
+    assert fitted.documents == whole.documents[:2]
+    assert fitted.documents[0].unit.path == "tools/tool6.py"
+    alone = tools.ground(question, 4, count_tokens=len, max_tokens=10)
+    assert [(d.unit.path, d.unit.qualified_name) for d in alone.documents] == [
+        ("tools/tool6.py", "main")
+    ]
+
+
+def test_forge_ask_shows_the_unit_of_the_named_file(tmp_path: Path) -> None:
+    """End to end: the prompt holds `tools/tool6.py`'s `main` first, in the training layout."""
+    repo = tmp_path / "repo"
+    for path, _, source in TOOLS:
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_bytes(source)
+    settings = ForgeSettings.model_validate({"runs_dir": str(tmp_path / "runs")})
+    forge = Forge(settings, tmp_path / "run", registry=PluginRegistry())
+    assert forge.mine(repo).status == "ran"
+    question = "What does the function `main` in `tools/tool6.py` do?"
+    outcome = CliRunner().invoke(
+        main, ["ask", "--run-dir", str(forge.run.path), "--show-prompt", question]
+    )
+    assert outcome.exit_code == 0, outcome.output
+    system, user = outcome.output.split("--- user\n")
+    assert system == f"--- system\n{load_templates().system}\n"
+    documents = [(m["path"], m["name"]) for m in DOCUMENT.finditer(user)]
+    assert documents[0] == ("tools/tool6.py", "main")
+    assert len(documents) == 1 + SynthSettings().distractors
+    assert user.rstrip().endswith(question)
