@@ -21,6 +21,7 @@ from forge_core.contracts import ChatMessage
 from forge_llamacpp.deploy import DEFAULT_MAX_CONTEXT
 from forge_llamacpp.gguf import inspect_gguf
 from forge_llamacpp.logs import route_llama_cpp_log
+from forge_llamacpp.server import GGUF_CHAT_FORMAT
 
 
 class LlamaCppBackend:
@@ -51,6 +52,7 @@ class LlamaCppBackend:
             verbose=False,
             n_threads=threads,
             seed=int(str(options.get("seed", 0))),
+            chat_format=GGUF_CHAT_FORMAT,  # the GGUF's template, as the server is told to
         )
         self.facts = facts
         self.formatters: dict[bool, Any] = {

@@ -2,8 +2,12 @@
 
 Steps: check the GGUF (it loads, it carries a chat template) → stop this run's
 previous server → start the server (a free port if the configured one is
-taken) → wait until ``/v1/models`` answers → one one-token chat request (the
-model decodes) → report the endpoint and pid.
+taken) → wait until ``/v1/models`` lists the model → one one-token chat request
+(the model decodes) → report the endpoint, pid and the system prompt clients send.
+
+llama-cpp-python's server has no default system prompt, so the one the model was
+trained with (``deploy.system_prompt``, filled in by the pipeline) is recorded in
+the result's ``details["system_prompt"]`` for clients to send.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 from forge_core.contracts import DeployRequest, DeployResult
 from forge_llamacpp.gguf import inspect_gguf
-from forge_llamacpp.server import LlamaCppError, start_server, stop_server
+from forge_llamacpp.server import GGUF_CHAT_FORMAT, LlamaCppError, start_server, stop_server
 
 log = logging.getLogger("forge_llamacpp")
 
@@ -33,10 +37,11 @@ class ServeOptions:
     n_ctx: int | None = None
     startup_timeout: float = 120.0
     chat_format: str | None = None
+    system_prompt: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> ServeOptions:
-        """Read ``host``, ``port``, ``n_ctx``, ``startup_timeout`` and ``chat_format``."""
+        """Read the target's keys of the ``deploy`` section (the fields above)."""
         n_ctx = settings.get("n_ctx")
         return cls(
             host=str(settings.get("host") or cls.host),
@@ -44,6 +49,7 @@ class ServeOptions:
             n_ctx=int(n_ctx) if n_ctx else None,
             startup_timeout=float(settings.get("startup_timeout") or cls.startup_timeout),
             chat_format=settings.get("chat_format") or None,
+            system_prompt=settings.get("system_prompt") or None,
         )
 
 
@@ -64,6 +70,7 @@ def deploy_llamacpp(request: DeployRequest) -> DeployResult:
     if previous is not None:
         notes.append(f"stopped this run's previous server (pid {previous})")
     n_ctx = options.n_ctx or min(facts.context_length or DEFAULT_MAX_CONTEXT, DEFAULT_MAX_CONTEXT)
+    chat_format = options.chat_format or GGUF_CHAT_FORMAT
     server = start_server(
         gguf,
         folder,
@@ -72,7 +79,7 @@ def deploy_llamacpp(request: DeployRequest) -> DeployResult:
         n_ctx=n_ctx,
         alias=request.model_name,
         timeout=options.startup_timeout,
-        chat_format=options.chat_format,
+        chat_format=chat_format,
     )
     for note in server.notes:
         log.warning(note)
@@ -89,8 +96,9 @@ def deploy_llamacpp(request: DeployRequest) -> DeployResult:
             "host": server.host,
             "port": server.port,
             "n_ctx": n_ctx,
-            "chat_format": options.chat_format or "the GGUF's chat template",
+            "chat_format": chat_format,
             "stop": facts.eos_token,
+            "system_prompt": options.system_prompt,
             "notes": notes,
         },
     )

@@ -7,8 +7,10 @@ stopped as a group); its pid file and log live in the run's ``deploy/`` folder:
 * ``llamacpp.log``: everything the server prints.
 
 :func:`start_server` picks a free port when the configured one is taken, waits
-until ``/v1/models`` answers and checks that one chat request decodes;
-:func:`stop_server` sends SIGTERM to the group, then SIGKILL.
+until ``/v1/models`` lists the model's alias and the server is alive and listening
+(so another process that took the port meanwhile is never mistaken for it), and
+checks that one chat request decodes; :func:`stop_server` sends SIGTERM to the
+group, then SIGKILL.
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ LOG_FILE = "llamacpp.log"
 SERVER_MODULE = "llama_cpp.server"
 #: Servers this process started, kept so their Popen objects are not collected while they run.
 _STARTED: dict[int, subprocess.Popen[bytes]] = {}
+#: llama-cpp-python's name for the GGUF's own ``tokenizer.chat_template``. Without it,
+#: llama-cpp-python swaps a template that is exactly ChatML (or Llama 3, Mistral) for a
+#: built-in formatter that renders differently (ChatML's adds an empty system turn and BOS).
+GGUF_CHAT_FORMAT = "chat_template.default"
+#: /proc/net/tcp's state of a listening socket.
+_TCP_LISTEN = "0A"
 
 
 class LlamaCppError(RunError):
@@ -95,7 +103,7 @@ def server_command(
     gguf: Path, host: str, port: int, n_ctx: int, alias: str, chat_format: str | None = None
 ) -> list[str]:
     """The server's command line; without ``chat_format`` the GGUF's chat template is used."""
-    command = [
+    return [
         sys.executable,
         "-m",
         SERVER_MODULE,
@@ -109,8 +117,9 @@ def server_command(
         str(port),
         "--n_ctx",
         str(n_ctx),
+        "--chat_format",
+        chat_format or GGUF_CHAT_FORMAT,
     ]
-    return command + (["--chat_format", chat_format] if chat_format else [])
 
 
 def failure_message(what: str, code: int | None, log_file: Path) -> str:
@@ -128,7 +137,56 @@ def failure_message(what: str, code: int | None, log_file: Path) -> str:
             "CMAKE_ARGS='-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON' "
             "pip install --force-reinstall --no-cache-dir 'llama-cpp-python[server]'"
         )
+    elif "address already in use" in tail.lower():
+        message += (
+            ". Its port was taken by another process after Forge found it free; "
+            "deploy again, or pick another port with deploy.port"
+        )
     return f"{message}; last lines of {log_file}:\n{tail}"
+
+
+def ensure_alive(process: subprocess.Popen[bytes], what: str, log_file: Path) -> None:
+    """Fail with the log tail if the server has exited (``what`` says when)."""
+    code = process.poll()
+    if code is not None:
+        raise LlamaCppError(failure_message(f"exited {what}", code, log_file))
+
+
+def listens_on(pid: int, port: int) -> bool | None:
+    """Whether ``pid`` holds a listening TCP socket on ``port``; None where /proc does not tell."""
+    fd_folder = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(fd_folder)
+    except OSError:
+        return None
+    sockets = set()
+    for name in names:
+        with contextlib.suppress(OSError):  # a descriptor closed meanwhile
+            target = os.readlink(f"{fd_folder}/{name}")
+            if target.startswith("socket:["):
+                sockets.add(target[len("socket:[") : -1])
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = Path(f"/proc/{pid}/net/{table}").read_text(encoding="ascii").splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:  # sl local_address rem_address st ... uid timeout inode
+            fields = row.split()
+            if len(fields) < 10 or fields[3] != _TCP_LISTEN or fields[9] not in sockets:
+                continue
+            if int(fields[1].rsplit(":", 1)[1], 16) == port:  # local_address is ADDR:PORT (hex)
+                return True
+    return False
+
+
+def listed_models(url: str) -> list[str] | None:
+    """The model ids ``/v1/models`` lists, or None when nothing answers it properly."""
+    try:
+        with urllib.request.urlopen(url, timeout=2.0) as response:
+            listing = json.load(response)
+        return [str(model["id"]) for model in listing["data"]]
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def check_decoding(
@@ -161,24 +219,35 @@ def check_decoding(
 
 
 def wait_until_ready(
-    process: subprocess.Popen[bytes], endpoint: str, log_file: Path, timeout: float
+    process: subprocess.Popen[bytes],
+    endpoint: str,
+    alias: str,
+    port: int,
+    log_file: Path,
+    timeout: float,
 ) -> None:
-    """Poll ``/v1/models`` until it answers; fail with the log tail if the server dies."""
+    """Poll ``/v1/models`` until it lists ``alias`` and ``process`` listens on ``port``.
+
+    Only then is the answer this server's: another process may have taken the port
+    after the free-port check, and this server then dies (address already in use)
+    while the other one answers. Fails with the log tail if the server dies."""
     deadline = time.monotonic() + timeout
     url = f"{endpoint}/models"
+    answered: list[str] | None = None
     while time.monotonic() < deadline:
-        code = process.poll()
-        if code is not None:
-            raise LlamaCppError(failure_message("exited before answering", code, log_file))
-        try:
-            with urllib.request.urlopen(url, timeout=2.0) as response:
-                if response.status == 200:
-                    json.load(response)
-                    return
-        except (urllib.error.URLError, OSError, ValueError):
-            pass
+        ensure_alive(process, "before answering", log_file)
+        models = listed_models(url)
+        if models is not None:
+            if alias in models and listens_on(process.pid, port) is not False:
+                return
+            answered = models
         time.sleep(0.25)
     what = f"did not answer {url} within {timeout:g}s (raise deploy.startup_timeout)"
+    if answered is not None:
+        what = (
+            f"did not answer {url} within {timeout:g}s: another process answers there "
+            f"(its models: {answered}); pick another port with deploy.port"
+        )
     raise LlamaCppError(failure_message(what, process.poll(), log_file))
 
 
@@ -214,8 +283,9 @@ def start_server(
     _STARTED[process.pid] = process
     write_pid_file(pid_file, process.pid)
     try:
-        wait_until_ready(process, endpoint, log_file, timeout)
+        wait_until_ready(process, endpoint, alias, port, log_file, timeout)
         check_decoding(process, endpoint, alias, log_file, timeout)
+        ensure_alive(process, "after answering a chat request", log_file)
     except BaseException:
         stop_process(process.pid)
         pid_file.unlink(missing_ok=True)

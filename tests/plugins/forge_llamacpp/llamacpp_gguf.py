@@ -67,8 +67,11 @@ def bigram_next(ids: dict[str, int]) -> dict[int, int]:
     return table
 
 
-def write_tiny_gguf(path: Path, *, template: str | None = TEMPLATE, name: str = "tiny") -> Path:
-    """Write the bigram chat model to ``path`` (F32, about 1 MB)."""
+def write_tiny_gguf(
+    path: Path, *, template: str | None = TEMPLATE, name: str = "tiny", add_bos: bool = False
+) -> Path:
+    """Write the bigram chat model to ``path`` (F32, about 1 MB); ``add_bos``: the vocabulary
+    asks for a BOS token (``<|endoftext|>``) before tokenised text."""
     import gguf
 
     tokens, ids = vocabulary()
@@ -97,7 +100,7 @@ def write_tiny_gguf(path: Path, *, template: str | None = TEMPLATE, name: str = 
     writer.add_eos_token_id(ids["<|end|>"])
     writer.add_eot_token_id(ids["<|end|>"])
     writer.add_pad_token_id(ids["<|endoftext|>"])
-    writer.add_add_bos_token(False)
+    writer.add_add_bos_token(add_bos)
     writer.add_add_eos_token(False)
     if template is not None:
         writer.add_chat_template(template)

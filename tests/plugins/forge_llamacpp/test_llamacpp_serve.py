@@ -22,6 +22,9 @@ def test_the_deploy_result_points_at_a_running_server(served: Served) -> None:
     assert Path(result.details["log"]).is_file()
     assert Path(result.details["gguf"]).is_file()
     assert Path(result.details["log"]).parent == run / "deploy"
+    assert result.details["chat_format"] == "chat_template.default"
+    # no system prompt in the settings (the training examples had none): none to send
+    assert result.details["system_prompt"] is None
 
 
 def test_openai_client_gets_a_chat_completion(served: Served) -> None:
