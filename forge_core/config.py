@@ -159,7 +159,11 @@ class TrainSettings(Section):
     max_seq_len: int = Field(default=1024, gt=0)
     warmup_ratio: float = Field(default=0.05, ge=0.0, lt=1.0)
     weight_decay: float = Field(default=0.0, ge=0.0)
-    gradient_checkpointing: bool | None = Field(default=None, description="None decides by memory.")
+    gradient_checkpointing: bool | None = Field(
+        default=None,
+        description="None decides by memory: on when the memory plan's estimate without it "
+        "does not fit the device (CUDA: free memory; CPU/MPS: system RAM).",
+    )
     packing: bool = True
     compile: bool = Field(default=False, description="torch.compile the decoder (CUDA).")
     save_every: int = Field(default=50, gt=0, description="Checkpoint every N optimizer steps.")

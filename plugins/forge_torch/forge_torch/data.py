@@ -14,6 +14,7 @@ first-fit-decreasing, so short RAFT examples waste almost no compute on padding.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections.abc import Iterator, Sequence
@@ -66,6 +67,15 @@ def tokenize_conversation(tokenizer: Any, messages: Sequence[dict[str, str]]) ->
         input_ids=[*prompt_ids, *answer_ids],
         labels=[IGNORE_INDEX] * len(prompt_ids) + list(answer_ids),
     )
+
+
+def examples_digest(examples: Sequence[TokenizedExample]) -> str:
+    """SHA-256 of the examples' token ids and labels, in order (what training sees)."""
+    digest = hashlib.sha256()
+    for example in examples:
+        digest.update(json.dumps([example.input_ids, example.labels]).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
 
 
 def tokenize_file(

@@ -2,8 +2,9 @@
 
 The estimate adds, in bytes:
 
-* base weights: 2 per parameter in bf16/fp16, 4 in fp32, about 0.56 for 4-bit
-  NF4 with double quantisation (embeddings and the output head stay 16-bit);
+* base weights: 2 per parameter in bf16/fp16 (CUDA), 4 in fp32 (CPU and MPS,
+  where the trainer runs fp32), about 0.56 for 4-bit NF4 with double
+  quantisation (CUDA only; embeddings and the output head stay 16-bit);
 * the adapter: its parameters in fp32 plus gradients and two AdamW moments
   (16 bytes per adapter parameter);
 * activations kept for the backward pass, per layer and token, in the compute
@@ -15,15 +16,19 @@ The estimate adds, in bytes:
 * the logits and their gradient in fp32 (``2 · seq · vocab · 4``);
 * a fixed allowance for the CUDA context / allocator slack.
 
-It is checked against measured peaks (``tests/plugins/forge_torch/test_plan.py``
+It is checked against measured peaks (``tests/plugins/forge_torch/test_torch_plan.py``
 on tiny models; ``bench/training.py`` on a GPU).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import platform
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 GIB = 2**30
 #: Share of memory a device lets training use: CUDA keeps a little for the context;
@@ -81,8 +86,13 @@ def shape_from_config(path: Path) -> ModelShape:
     """Read a Hugging Face ``config.json`` (a file or a model folder)."""
     config_file = path / "config.json" if path.is_dir() else path
     data = json.loads(config_file.read_text(encoding="utf-8"))
+    return shape_from_dict(data, path.name)
+
+
+def shape_from_dict(data: dict[str, Any], name: str = "model") -> ModelShape:
+    """The shape in a Hugging Face config's fields (``KeyError`` when one is missing)."""
     return ModelShape(
-        name=str(data.get("_name_or_path") or path.name),
+        name=str(data.get("_name_or_path") or name),
         hidden=int(data["hidden_size"]),
         intermediate=int(data["intermediate_size"]),
         layers=int(data["num_hidden_layers"]),
@@ -138,6 +148,44 @@ def estimate(
     return Estimate(weights, adapter, activations, logits, overhead)
 
 
+def needs_checkpointing(
+    shape: ModelShape,
+    memory_bytes: float,
+    *,
+    seq_len: int,
+    batch: int,
+    rank: int,
+    quantize_4bit: bool,
+    weight_bytes: float,
+    usable_fraction: float,
+) -> bool:
+    """True when the estimate without gradient checkpointing does not fit the memory."""
+    guess = estimate(
+        shape,
+        seq_len=seq_len,
+        batch=batch,
+        rank=rank,
+        quantize_4bit=quantize_4bit,
+        gradient_checkpointing=False,
+        weight_bytes=weight_bytes,
+    )
+    return guess.total > memory_bytes * usable_fraction
+
+
+def device_memory_bytes(kind: str) -> float:
+    """Memory training can have on a device kind: for CUDA what is free plus what this
+    process already holds (the loaded weights); for MPS and CPU the system's RAM."""
+    if kind == "cuda":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info()
+        return float(free + torch.cuda.memory_reserved())
+    if kind == "mps" or platform.system() == "Darwin":
+        out = subprocess.run(["sysctl", "-n", "hw.memsize"], capture_output=True, text=True)
+        return float(out.stdout.strip() or 0)
+    return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
 @dataclass(frozen=True)
 class Plan:
     """Settings that fit, with the estimate they give."""
@@ -147,16 +195,28 @@ class Plan:
     batch_size: int
     estimate: Estimate
     fits: bool
+    weight_bytes: float = 2.0
 
     @property
     def label(self) -> str:
         """A short description such as ``4-bit + gradient checkpointing, batch 2``."""
-        parts = ["4-bit" if self.quantize_4bit else "16-bit"]
+        parts = ["4-bit" if self.quantize_4bit else precision_name(self.weight_bytes)]
         if self.gradient_checkpointing:
             parts.append("gradient checkpointing")
         else:
             parts.append("full speed")
         return f"{' + '.join(parts)}, batch {self.batch_size}"
+
+
+def precision_name(weight_bytes: float) -> str:
+    """``16-bit`` for 2 bytes a weight, ``fp32`` for 4."""
+    return "fp32" if weight_bytes >= 4 else "16-bit"
+
+
+def device_weight_bytes(kind: str) -> float:
+    """Bytes a base weight takes where the trainer runs: bf16 on CUDA, fp32 on CPU/MPS
+    (``forge_torch.model.pick_placement``)."""
+    return 2.0 if kind == "cuda" else 4.0
 
 
 def choose(
@@ -167,13 +227,15 @@ def choose(
     rank: int = 16,
     allow_4bit: bool = True,
     prefer_4bit: bool = False,
+    weight_bytes: float = 2.0,
     usable_fraction: float = 0.9,
     max_batch: int = 16,
 ) -> Plan:
     """The fastest settings that fit, then the largest batch (up to ``max_batch``).
 
-    Order: 16-bit before 4-bit (unless ``prefer_4bit``, as on Apple silicon
-    where 4-bit bases are the norm), and no checkpointing before checkpointing.
+    Order: full precision (``weight_bytes`` a weight) before 4-bit (unless
+    ``prefer_4bit``), and no checkpointing before checkpointing. 4-bit needs
+    CUDA (bitsandbytes): ``forge plan`` allows it only there.
     """
     budget = memory_bytes * usable_fraction
     sixteen = [(False, False), (False, True)]
@@ -189,10 +251,11 @@ def choose(
                 rank=rank,
                 quantize_4bit=quantize_4bit,
                 gradient_checkpointing=checkpointing,
+                weight_bytes=weight_bytes,
             )
             if guess.total > budget:
                 break
-            best = Plan(quantize_4bit, checkpointing, batch, guess, True)
+            best = Plan(quantize_4bit, checkpointing, batch, guess, True, weight_bytes)
         if best is not None:
             return best
     fallback = estimate(
@@ -202,5 +265,6 @@ def choose(
         rank=rank,
         quantize_4bit=allow_4bit,
         gradient_checkpointing=True,
+        weight_bytes=weight_bytes,
     )
-    return Plan(allow_4bit, True, 1, fallback, False)
+    return Plan(allow_4bit, True, 1, fallback, False, weight_bytes)

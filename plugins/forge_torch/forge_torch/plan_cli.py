@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import platform
-import subprocess
 from pathlib import Path
 
 import click
 
-from forge_torch.plan import GIB, KNOWN_SHAPES, USABLE_FRACTION, choose, estimate, shape_from_config
+from forge_torch.plan import (
+    GIB,
+    KNOWN_SHAPES,
+    USABLE_FRACTION,
+    choose,
+    device_memory_bytes,
+    device_weight_bytes,
+    estimate,
+    precision_name,
+    shape_from_config,
+)
 
 
 def device_memory() -> tuple[str, float]:
@@ -18,10 +26,8 @@ def device_memory() -> tuple[str, float]:
 
     if torch.cuda.is_available():
         return "cuda", float(torch.cuda.get_device_properties(0).total_memory)
-    if platform.system() == "Darwin":
-        out = subprocess.run(["sysctl", "-n", "hw.memsize"], capture_output=True, text=True)
-        return "mps", float(out.stdout.strip() or 0)
-    return "cpu", float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    kind = "mps" if platform.system() == "Darwin" else "cpu"
+    return kind, device_memory_bytes(kind)
 
 
 @click.command("plan")
@@ -52,10 +58,13 @@ def plan(model: str, seq_len: int, rank: int, memory_gb: float | None, device: s
     detected_kind, detected_bytes = device_memory()
     kind = device or detected_kind
     memory = memory_gb * GIB if memory_gb else detected_bytes
+    weight_bytes = device_weight_bytes(kind)
+    precision = precision_name(weight_bytes)
+    quantize_options = (False, True) if kind == "cuda" else (False,)
     table = Table(title=f"{shape.name}: {shape.parameters / 1e9:.2f}B parameters, seq {seq_len}")
     for column in ("base", "checkpointing", "batch 1 peak (GiB)"):
         table.add_column(column)
-    for quantize in (False, True):
+    for quantize in quantize_options:
         for checkpointing in (False, True):
             guess = estimate(
                 shape,
@@ -64,24 +73,27 @@ def plan(model: str, seq_len: int, rank: int, memory_gb: float | None, device: s
                 rank=rank,
                 quantize_4bit=quantize,
                 gradient_checkpointing=checkpointing,
+                weight_bytes=weight_bytes,
             )
             table.add_row(
-                "4-bit NF4" if quantize else "16-bit",
+                "4-bit NF4" if quantize else precision,
                 "yes" if checkpointing else "no",
                 f"{guess.total / GIB:.1f}",
             )
     console = Console()
     console.print(table)
+    # The trainer runs 4-bit (bitsandbytes) only on CUDA, and fp32 on CPU and MPS.
     chosen = choose(
         shape,
         memory,
         seq_len=seq_len,
         rank=rank,
-        allow_4bit=kind != "cpu",
-        prefer_4bit=kind == "mps",
+        allow_4bit=kind == "cuda",
+        weight_bytes=weight_bytes,
         usable_fraction=USABLE_FRACTION[kind],
     )
-    verdict = "fits" if chosen.fits else "does NOT fit even with 4-bit and checkpointing"
+    smallest = "4-bit and checkpointing" if kind == "cuda" else "checkpointing at batch 1"
+    verdict = "fits" if chosen.fits else f"does NOT fit even with {smallest}"
     console.print(
         f"{kind} with {memory / GIB:.0f} GiB: {chosen.label} "
         f"(≈{chosen.estimate.total / GIB:.1f} GiB) — {verdict}"

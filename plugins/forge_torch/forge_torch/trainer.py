@@ -9,6 +9,7 @@ adapter, optimizer, scheduler, every RNG and the data position.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 import resource
@@ -34,6 +35,7 @@ from forge_torch.data import (
     TokenizedExample,
     collate,
     epoch_rows,
+    examples_digest,
     row_capacity,
     tokenize_file,
 )
@@ -44,13 +46,22 @@ from forge_torch.model import (
     pick_placement,
     save_pissa_as_lora,
 )
+from forge_torch.plan import (
+    USABLE_FRACTION,
+    device_memory_bytes,
+    needs_checkpointing,
+    shape_from_dict,
+)
 from forge_torch.plot import plot_losses
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
 class Setup:
     """Everything the loop needs, built once."""
 
+    base_model: str
     settings: TrainSettings
     placement: Placement
     tokenizer: Any
@@ -59,6 +70,7 @@ class Setup:
     train: list[TokenizedExample]
     valid: list[TokenizedExample]
     dropped_too_long: int
+    gradient_checkpointing: bool = False
 
 
 def seed_everything(seed: int) -> None:
@@ -111,7 +123,8 @@ def setup(request: TrainRequest) -> Setup:
         model = load_base_model(request.base_model, placement)
     seed_everything(settings.seed)
     adapter = init_adapter(request, settings, model)
-    if settings.gradient_checkpointing:
+    checkpointing = decide_checkpointing(settings, placement, adapter.model, train)
+    if checkpointing:
         adapter.model.gradient_checkpointing_enable(
             gradient_checkpointing_kwargs={"use_reentrant": False}
         )
@@ -119,13 +132,64 @@ def setup(request: TrainRequest) -> Setup:
     adapter.model.config.use_cache = False
     if settings.compile:
         compile_decoder(adapter.model)
-    return Setup(settings, placement, tokenizer, adapter.model, adapter, train, valid, too_long)
+    return Setup(
+        request.base_model,
+        settings,
+        placement,
+        tokenizer,
+        adapter.model,
+        adapter,
+        train,
+        valid,
+        too_long,
+        checkpointing,
+    )
+
+
+def decide_checkpointing(
+    settings: TrainSettings, placement: Placement, model: Any, train: list[TokenizedExample]
+) -> bool:
+    """``train.gradient_checkpointing``, or when unset (None): on exactly when the plan's
+    estimate without it does not fit the device's memory (``forge_torch.plan``)."""
+    if settings.gradient_checkpointing is not None:
+        return settings.gradient_checkpointing
+    kind = placement.device.type
+    try:
+        shape = shape_from_dict(model.config.to_dict())
+    except KeyError as missing:
+        logger.info("gradient checkpointing off: no %s in the model config to plan with", missing)
+        return False
+    memory = device_memory_bytes(kind)
+    needed = needs_checkpointing(
+        shape,
+        memory,
+        seq_len=row_capacity(train, settings.max_seq_len),
+        batch=settings.batch_size,
+        rank=settings.rank,
+        quantize_4bit=settings.quantize_4bit,
+        weight_bytes=float(placement.dtype.itemsize),
+        usable_fraction=USABLE_FRACTION.get(kind, 0.8),
+    )
+    logger.info(
+        "gradient checkpointing %s: the estimate without it %s %.1f GiB of %s memory",
+        "on" if needed else "off",
+        "exceeds" if needed else "fits",
+        memory / 2**30,
+        kind,
+    )
+    return needed
 
 
 def compile_decoder(model: Any) -> None:
-    """Compile the decoder stack in place (the output head and loss stay eager)."""
+    """Compile the decoder stack in place (the output head and loss stay eager).
+
+    ``nn.Module.compile`` rather than ``torch.compile(module)``: the wrapper the
+    latter returns would prefix every parameter name with ``_orig_mod.``, so the
+    saved adapter's keys would no longer match the model (PEFT would load it
+    with missing keys, and the PiSSA conversion would not find its adapter).
+    """
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-    causal_lm.model = torch.compile(causal_lm.model, dynamic=True)
+    causal_lm.model.compile(dynamic=True)
 
 
 #: Label tokens per chunk of the output head: bounds the fp32 logits held at once.
@@ -214,6 +278,7 @@ class Loop:
             run.train, self.capacity, self.settings.packing, self.settings.seed, 0
         )
         self.micro_per_epoch = math.ceil(len(first_rows) / self.settings.batch_size)
+        # Steps stop at each epoch's end (see ``step``), so the last one may be short.
         steps_per_epoch = math.ceil(self.micro_per_epoch / self.settings.gradient_accumulation)
         self.total_steps = self.settings.max_steps or max(
             1, math.ceil(self.settings.epochs * steps_per_epoch)
@@ -228,10 +293,23 @@ class Loop:
         self._rows_cache: dict[int, list[list[int]]] = {}
 
     def _config_hash(self) -> str:
+        """What a checkpoint must match to be resumed: the base, the settings, the data.
+
+        The data counts by content (its tokens and labels), not by size: data
+        re-synthesised after a killed run must start afresh, not continue the
+        old run's adapter and optimizer.
+        """
         relevant = self.settings.model_dump(
             exclude={"save_every", "eval_every", "early_stopping_patience"}
         )
-        return sha256_json({"settings": relevant, "examples": len(self.run.train)})
+        return sha256_json(
+            {
+                "base_model": self.run.base_model,
+                "settings": relevant,
+                "train": examples_digest(self.run.train),
+                "valid": examples_digest(self.run.valid),
+            }
+        )
 
     def rows_at(self, position: int) -> list[list[int]]:
         """The rows of the micro-batch at a global data position."""
@@ -267,7 +345,12 @@ class Loop:
         write_text_atomic(self.log_path, text)
 
     def step(self) -> dict[str, Any]:
-        """One optimizer step over ``gradient_accumulation`` micro-batches."""
+        """One optimizer step over ``gradient_accumulation`` micro-batches.
+
+        A step never crosses an epoch boundary: an epoch's last step takes only
+        the micro-batches left, so ``epochs=N`` trains each example exactly N
+        times (the loss is normalised by the label tokens actually collected).
+        """
         placement = self.run.placement
         batches = []
         for _ in range(self.settings.gradient_accumulation):
@@ -277,6 +360,8 @@ class Loop:
                 batches.append(
                     collate(self.run.train, rows, self.run.tokenizer.pad_token_id, placement.dtype)
                 )
+            if self.state.position % self.micro_per_epoch == 0:
+                break
         label_tokens = max(1, sum(b.label_tokens for b in batches))
         started = time.perf_counter()
         loss_sum = 0.0
@@ -411,7 +496,12 @@ def train(request: TrainRequest) -> TrainResult:
         metrics["resumed_from_step"] = float(resumed_from)
     (output_dir / "training.json").write_text(
         json.dumps(
-            {"placement": run.placement.label, "method": run.settings.method, "metrics": metrics},
+            {
+                "placement": run.placement.label,
+                "method": run.settings.method,
+                "gradient_checkpointing": run.gradient_checkpointing,
+                "metrics": metrics,
+            },
             indent=2,
         )
     )
