@@ -352,12 +352,21 @@ for _name, _method, _help in (
 @click.option("--max-tokens", default=256, show_default=True)
 @friendly_errors
 def chat(run_dir: Path | None, message: str | None, max_tokens: int) -> None:
-    """Chat with a run's deployed model."""
-    from forge_core.chat import stream_chat
+    """Chat with a run's deployed model (after the system prompt it was trained with)."""
+    from forge_core.chat import (
+        ChatError,
+        check_model_served,
+        deployed_system_prompt,
+        stream_chat,
+        with_system_prompt,
+    )
 
     forge = open_forge(run_dir, (), None)
     deployment = forge.deployment()
-    history: list[dict[str, str]] = []
+    check_model_served(deployment.endpoint, deployment.model_name)
+    # Every training example began with this system turn (llama.cpp deployments record it;
+    # Ollama's Modelfile applies it itself).
+    history = with_system_prompt([], deployed_system_prompt(deployment.details))
     questions = [message] if message else None
     while True:
         if questions is not None:
@@ -371,11 +380,16 @@ def chat(run_dir: Path | None, message: str | None, max_tokens: int) -> None:
                 return
         history.append({"role": "user", "content": question})
         pieces = []
-        for piece in stream_chat(
-            deployment.endpoint, deployment.model_name, history, max_tokens=max_tokens
-        ):
-            click.echo(piece, nl=False)
-            pieces.append(piece)
+        try:
+            for piece in stream_chat(
+                deployment.endpoint, deployment.model_name, history, max_tokens=max_tokens
+            ):
+                click.echo(piece, nl=False)
+                pieces.append(piece)
+        except ChatError:
+            if pieces:  # the error goes on a line of its own
+                click.echo()
+            raise
         click.echo()
         history.append({"role": "assistant", "content": "".join(pieces)})
 

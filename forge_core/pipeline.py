@@ -556,18 +556,20 @@ class Forge:
 
     def _server_gone(self) -> bool:
         """True when the last deploy started a server (it has a pid) that no longer
-        answers: stopped, crashed, or the machine restarted. Deploying again is then
-        not "up to date"."""
+        serves its model: stopped, crashed, the machine restarted, or another server
+        took its port. Deploying again is then not "up to date"."""
         from forge_core.chat import endpoint_answers
 
         try:
             deployed = self.deployment()
         except RunError:  # never deployed
             return False
-        if deployed.pid is None or endpoint_answers(deployed.endpoint):
+        if deployed.pid is None or endpoint_answers(deployed.endpoint, deployed.model_name):
             return False
         self.progress.stage(
-            "deploy", f"the server of the last deploy no longer answers at {deployed.endpoint}"
+            "deploy",
+            f"the server of the last deploy no longer serves {deployed.model_name} "
+            f"at {deployed.endpoint}",
         )
         return True
 

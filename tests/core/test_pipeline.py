@@ -75,7 +75,7 @@ def test_deploy_runs_again_when_its_server_no_longer_answers(
         def do_GET(self) -> None:
             self.send_response(200 if self.path == "/v1/models" else 404)
             self.end_headers()
-            self.wfile.write(b'{"data": []}')
+            self.wfile.write(b'{"data": [{"id": "forge-run"}]}')  # the deployed model
 
         def log_message(self, *args: object) -> None:
             pass

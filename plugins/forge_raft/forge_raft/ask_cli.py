@@ -55,9 +55,9 @@ def ask(
     The model was trained on questions that come after documents of the repository's
     code; this looks those documents up in the run's mined units (units the question
     names first, then the best BM25 matches), lists them, and sends the question in
-    the training layout. `forge chat` sends your words alone.
+    the training layout. `forge chat` sends your words without code in context.
     """
-    from forge_core.chat import stream_chat
+    from forge_core.chat import check_model_served, stream_chat
     from forge_core.contracts import CodeUnit
     from forge_core.files import read_jsonl
     from forge_raft.grounding import Grounding
@@ -77,6 +77,7 @@ def ask(
             click.echo(message["content"])
         return
     deployment = forge.deployment()
+    check_model_served(deployment.endpoint, deployment.model_name)
     if not grounded.documents:
         click.secho("context: no unit matches the question; asking without documents", err=True)
     else:

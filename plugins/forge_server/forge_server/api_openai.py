@@ -3,14 +3,17 @@
 A chat request goes to the deployment named by ``model`` (a deployed model's name
 or a job id), or to the newest succeeded job's deployment when ``model`` is empty
 or ``default``. The request is forwarded as sent (fields this server does not
-know included), with ``model`` set to the deployment's name and without the
-caller's API key; streamed answers are relayed chunk by chunk as they arrive.
+know included), with ``model`` set to the deployment's name, the system prompt
+the model was trained with put first when the deployment records one and the
+request has no system message, and without the caller's API key; streamed
+answers are relayed chunk by chunk as they arrive.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -18,6 +21,8 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
+from forge_core.chat import deployed_system_prompt, with_system_prompt
+from forge_core.contracts import DeployResult
 from forge_server.jobqueue import Job
 from forge_server.schemas import (
     ChatCompletion,
@@ -77,6 +82,15 @@ def pick_deployment(state: ServerState, model: str | None) -> Job:
             return job
     names = ", ".join(job.model_name or job.id for job in deployments)
     raise HTTPException(404, f"model {wanted!r} is not deployed here; deployed: {names}")
+
+
+def deployment_details(job: Job) -> dict[str, Any]:
+    """The details of the job's deployment (its run's ``deploy/deployment.json``); {} if none."""
+    path = Path(job.run_dir) / "deploy" / "deployment.json"
+    try:
+        return DeployResult.model_validate_json(path.read_bytes()).details
+    except (OSError, ValueError):  # a job deployed before the file was kept, or a broken one
+        return {}
 
 
 @router.get(
@@ -146,11 +160,18 @@ def _count_usage(state: ServerState, data: Any) -> None:
     summary="Chat with a deployed model (OpenAI-compatible)",
 )
 async def chat_completions(request: ChatCompletionRequest, state: State) -> Any:
-    """Forward the chat to the deployed model's OpenAI-compatible server."""
+    """Forward the chat to the deployed model's OpenAI-compatible server.
+
+    When the deployment records the system prompt its model was trained with
+    (llama.cpp deployments do; Ollama's Modelfile applies it itself) and the
+    request has no `system` or `developer` message, that prompt is sent first.
+    """
     job = pick_deployment(state, request.model)  # one indexed SQLite read: no thread hop
     assert job.endpoint is not None
     body = request.model_dump(mode="json", exclude_unset=True)
     body["model"] = job.model_name
+    system_prompt = deployed_system_prompt(deployment_details(job))  # one small file read
+    body["messages"] = with_system_prompt(body["messages"], system_prompt)
     url = job.endpoint.rstrip("/") + "/chat/completions"
     try:
         if request.stream:
