@@ -177,25 +177,22 @@ def _model_plan(model: type[BaseModel]) -> tuple[dict[str, Any], list[tuple[str,
 
 
 _UNIT_TEMPLATE, _UNIT_MADE = _model_plan(CodeUnit)
+#: Every field but ``id`` (the core sets it), in the contract's order.
+_PARSER_ORDER = tuple(name for name in _UNIT_TEMPLATE if name != "id")
 _UNIT_REQUIRED = frozenset(n for n, info in CodeUnit.model_fields.items() if info.is_required())
 _QUALITY_TEMPLATE, _ = _model_plan(UnitQuality)
-_QUALITY_FIELDS = frozenset(_QUALITY_TEMPLATE)
-_set_slot = object.__setattr__
+_QUALITY_ORDER = tuple(_QUALITY_TEMPLATE)
 _new = object.__new__
+_set_dict = object.__setattr__
+# The slots every pydantic model has, set through their descriptors (what
+# ``model_construct`` sets, without looking each one up by name).
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
-def trusted_code_unit(fields: dict[str, Any]) -> CodeUnit:
-    """``CodeUnit.model_validate(fields)`` for a parser's own values, without validation.
-
-    Parsers make tens of thousands of units; validating each one again costs twice as
-    much as building it. The caller guarantees what validation would check and give:
-    a ``UnitKind``; ``str`` (or None) texts; ``int`` positions, lines from 1; a fresh
-    ``references`` list of ``str``; and ``quality``, a dict of the five ``UnitQuality``
-    fields (``int`` lines, ``bool`` flags). Field names are still checked and the
-    content hash is filled as the contract does, so the result equals the validated
-    unit, ``model_fields_set`` included (the instance is set up as ``model_construct``
-    sets one up).
-    """
+def _complete(fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The unit's and its quality's values in the contract's order, defaults filled in."""
     values = _UNIT_TEMPLATE | fields
     quality_values = _QUALITY_TEMPLATE | fields["quality"]
     if (
@@ -207,19 +204,45 @@ def trusted_code_unit(fields: dict[str, Any]) -> CodeUnit:
     for name, info in _UNIT_MADE:
         if name not in fields:
             values[name] = info.get_default(call_default_factory=True, validated_data=values)
+    return values, quality_values
+
+
+def trusted_code_unit(fields: dict[str, Any]) -> CodeUnit:
+    """``CodeUnit.model_validate(fields)`` for a parser's own values, without validation.
+
+    Parsers make tens of thousands of units; validating each one again costs twice as
+    much as building it. The caller guarantees what validation would check and give:
+    a ``UnitKind``; ``str`` (or None) texts; ``int`` positions, lines from 1; a fresh
+    ``references`` list of ``str``; and ``quality``, a dict of ``UnitQuality`` fields
+    (``int`` lines, ``bool`` flags). Field names are still checked and the content
+    hash is filled as the contract does, so the result equals the validated unit,
+    ``model_fields_set`` included (the instance is set up as ``model_construct`` sets
+    one up).
+
+    Fastest when ``fields`` holds every ``CodeUnit`` field but ``id`` (the core sets
+    it) in the contract's order, ``content_hash`` empty (filled here), and ``quality``
+    every ``UnitQuality`` field in order: the quality dict then becomes the unit's own,
+    so the caller must not use it again. Otherwise missing fields get their defaults.
+    """
+    quality_values = fields["quality"]
+    fields_set = set(fields)
+    quality_set = set(quality_values)
+    if tuple(fields) == _PARSER_ORDER and tuple(quality_values) == _QUALITY_ORDER:
+        values = {"id": "", **fields}
+    else:
+        values, quality_values = _complete(fields)
     if not values["content_hash"]:
         values["content_hash"] = content_hash(values["source"])
+        fields_set.add("content_hash")  # as the contract's post-init does
     quality = _new(UnitQuality)
-    _set_slot(quality, "__dict__", quality_values)
-    _set_slot(quality, "__pydantic_fields_set__", set(_QUALITY_FIELDS))
-    _set_slot(quality, "__pydantic_extra__", None)
-    _set_slot(quality, "__pydantic_private__", None)
+    _set_dict(quality, "__dict__", quality_values)
+    _set_fields_set(quality, quality_set)
+    _set_extra(quality, None)
+    _set_private(quality, None)
     values["quality"] = quality
-    fields_set = set(fields)
-    fields_set.add("content_hash")  # as the contract's post-init does
     unit = _new(CodeUnit)
-    _set_slot(unit, "__dict__", values)
-    _set_slot(unit, "__pydantic_fields_set__", fields_set)
-    _set_slot(unit, "__pydantic_extra__", None)
-    _set_slot(unit, "__pydantic_private__", None)
+    _set_dict(unit, "__dict__", values)
+    _set_fields_set(unit, fields_set)
+    _set_extra(unit, None)
+    _set_private(unit, None)
     return unit

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import BaseModel
 
 from forge_core.contracts import CodeUnit, ParseRequest, ParseResult
 from forge_core.files import write_text_atomic
@@ -137,9 +136,9 @@ class MiningReport:
         self.files_with_syntax_errors += outcome.has_syntax_error
         kinds = outcome.kinds()
         self.units += len(kinds)
-        if kinds:
-            self.by_language.update(language for language, _ in kinds)
-            self.by_kind.update(f"{language}.{kind}" for language, kind in kinds)
+        for (language, kind), count in Counter(kinds).items():  # a few distinct pairs
+            self.by_language[language] += count
+            self.by_kind[f"{language}.{kind}"] += count
 
     def as_json(self) -> dict[str, Any]:
         """The report's JSON shape."""
@@ -166,7 +165,8 @@ def mine_file(
     """Read, check, look up and (if needed) parse one file."""
     outcome = FileOutcome(source.relative, source.language, source.size)
     try:
-        data = source.path.read_bytes()
+        with open(source.path, "rb", buffering=0) as handle:  # unbuffered: one read
+            data = handle.read()
     except OSError as exc:
         outcome.skipped = f"unreadable ({exc.strerror or exc})"
         return outcome
@@ -263,16 +263,13 @@ def units_as_jsonl(units: list[CodeUnit]) -> bytes:
     return b"".join([unit_json_line(unit) for unit in assign_unit_ids(units)])
 
 
-def _nested_model(value: object) -> dict[str, Any]:
-    if isinstance(value, BaseModel):
-        return dict(value.__dict__)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
 def unit_json_line(unit: CodeUnit) -> bytes:
     """One unit as a JSON line, byte for byte ``unit.model_dump_json() + "\\n"``."""
+    values = unit.__dict__
     try:
-        return orjson.dumps(unit.__dict__, default=_nested_model, option=orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(
+            {**values, "quality": values["quality"].__dict__}, option=orjson.OPT_APPEND_NEWLINE
+        )
     except TypeError:  # what orjson does not write as pydantic does (a lone surrogate, …)
         return CodeUnit.__pydantic_serializer__.to_json(unit) + b"\n"
 

@@ -198,7 +198,7 @@ class Forge:
         )
         self.run.write_info(walk.root)
         fingerprint = sha256_json(
-            [(f.relative, f.language, f.size, f.path.stat().st_mtime_ns) for f in walk.files]
+            [(f.relative, f.language, f.size, f.mtime_ns) for f in walk.files]
         )
         cache_dir = section.cache_dir or self.settings.runs_dir / ".cache" / "parse"
 

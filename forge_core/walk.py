@@ -53,6 +53,8 @@ class SourceFile:
     relative: str
     language: str
     size: int
+    mtime_ns: int = 0
+    """Modification time when walked (part of the ``mine`` stage's input fingerprint)."""
 
 
 @dataclass
@@ -193,11 +195,14 @@ def walk_repository(
             if ignores.ignored(relative, is_dir=False):
                 result.skip("ignored by .gitignore or mine.exclude", relative)
                 continue
-            size = entry.stat().st_size
+            status = entry.stat()
+            size = status.st_size
             if size > max_file_bytes:
                 result.skip(f"larger than {max_file_bytes} bytes (mine.max_file_bytes)", relative)
                 continue
-            result.files.append(SourceFile(Path(entry.path), relative, language, size))
+            result.files.append(
+                SourceFile(Path(entry.path), relative, language, size, status.st_mtime_ns)
+            )
         stack.extend(reversed(subfolders))
     result.files.sort(key=lambda source: source.relative)
     return result

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
+import pytest
+
+from forge_core.codeinfo import trusted_code_unit
+from forge_core.contracts import CodeUnit, UnitKind, content_hash
 from forge_core.files import write_jsonl
 from forge_core.mining import (
     FileOutcome,
@@ -54,3 +59,57 @@ def test_orjson_lines_are_pydantics_json_byte_for_byte() -> None:
     )
     assert unit_json_line(unit) == unit.model_dump_json().encode() + b"\n"
     assert json.loads(unit_json_line(unit))["docstring"] == awkward
+
+
+def _parser_fields(**quality: object) -> dict:
+    """A parser's fields for one unit: every field but the id, in the contract's order."""
+    return {
+        "path": "pkg/stack.py",
+        "language": "python",
+        "kind": UnitKind.METHOD,
+        "name": "push",
+        "qualified_name": "Stack.push",
+        "signature": "def push(self, item):",
+        "docstring": "Add one.",
+        "leading_comment": None,
+        "source": 'def push(self, item):\n    """Add one."""\n    self.items.append(item)',
+        "start_line": 3,
+        "end_line": 5,
+        "start_byte": 20,
+        "end_byte": 90,
+        "references": ["items", "append"],
+        "parent": "Stack",
+        "content_hash": "",
+        "quality": {
+            "lines": 3,
+            "has_doc": True,
+            "is_test": False,
+            "looks_generated": False,
+            "has_syntax_error": False,
+            **quality,
+        },
+    }
+
+
+def test_trusted_units_equal_validated_ones_in_every_shape() -> None:
+    """Complete ordered fields (the parsers' fast path), reordered and partial ones alike."""
+    complete = _parser_fields()
+    reordered = dict(reversed(list(_parser_fields().items())))
+    partial = {k: v for k, v in _parser_fields().items() if k not in {"parent", "content_hash"}}
+    partial["quality"] = {"lines": 3, "has_doc": True}
+    for fields in (complete, reordered, partial):
+        expected = CodeUnit.model_validate(copy.deepcopy(fields))
+        unit = trusted_code_unit(copy.deepcopy(fields))
+        assert unit == expected
+        assert unit.model_fields_set == expected.model_fields_set
+        assert unit.quality.model_fields_set == expected.quality.model_fields_set
+        assert unit.content_hash == content_hash(fields["source"])
+        assert unit_json_line(unit) == expected.model_dump_json().encode() + b"\n"
+    assert "id" not in trusted_code_unit(_parser_fields()).model_fields_set
+
+
+def test_trusted_units_refuse_unknown_fields() -> None:
+    with pytest.raises(TypeError, match="not the fields of CodeUnit"):
+        trusted_code_unit({**_parser_fields(), "colour": "red"})
+    with pytest.raises(TypeError, match="not the fields of CodeUnit"):
+        trusted_code_unit(_parser_fields(speed=3))

@@ -240,7 +240,8 @@ def build_unit(
         end_row -= 1  # the node ends with a newline: its last line is the one before
     end_line = end_row + 1
     docstring = doc_comment(node, go_file.source)
-    # Every value below already has the contract's type: no need to validate it again.
+    # Every value below already has the contract's type, every field but the id
+    # in the contract's order: no need to validate it again.
     return trusted_code_unit(
         {
             "path": go_file.path,
@@ -250,6 +251,7 @@ def build_unit(
             "qualified_name": qualified_name,
             "signature": signature,
             "docstring": docstring,
+            "leading_comment": None,
             "source": node_text(node, go_file.source),
             "start_line": start_line,
             "end_line": end_line,
@@ -257,6 +259,7 @@ def build_unit(
             "end_byte": node.end_byte,
             "references": unit_references(node, go_file.source, go_file.imports, go_file.referring),
             "parent": parent,
+            "content_hash": "",
             "quality": {
                 "lines": end_line - start_line + 1,
                 "has_doc": docstring is not None,

@@ -125,7 +125,8 @@ def build_unit(found: FoundUnit, names: list[str], facts: FileFacts) -> CodeUnit
         end_row -= 1  # a node ending with a newline ends on the line before
     docstring = jsdoc_above(outer, facts.source)
     leading = None if docstring is not None else comment_above(outer, facts)
-    # Every value below already has the contract's type: no need to validate it again.
+    # Every value below already has the contract's type, every field but the id
+    # in the contract's order: no need to validate it again.
     return trusted_code_unit(
         {
             "path": facts.path,
@@ -143,6 +144,7 @@ def build_unit(found: FoundUnit, names: list[str], facts: FileFacts) -> CodeUnit
             "end_byte": outer.end_byte,
             "references": distinct([*names, *facts.imports]),
             "parent": found.parent,
+            "content_hash": "",
             "quality": {
                 "lines": end_row - start_row + 1,
                 "has_doc": docstring is not None,

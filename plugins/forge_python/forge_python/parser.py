@@ -235,7 +235,8 @@ def build_unit(found: Definition, source: SourceText, facts: FileFacts) -> CodeU
         or name.startswith("test")
         or (found.kind is UnitKind.CLASS and name.startswith("Test"))
     )
-    # Every value below already has the contract's type: no need to validate it again.
+    # Every value below already has the contract's type, every field but the id
+    # in the contract's order: no need to validate it again.
     return trusted_code_unit(
         {
             "path": facts.path,
@@ -253,6 +254,7 @@ def build_unit(found: Definition, source: SourceText, facts: FileFacts) -> CodeU
             "end_byte": end_byte,
             "references": facts.references.within(start_byte, end_byte),
             "parent": ".".join(scope) or None,
+            "content_hash": "",
             "quality": {
                 "lines": end_row - start_row + 1,
                 "has_doc": bool(docstring and docstring.strip()),
