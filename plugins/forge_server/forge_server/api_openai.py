@@ -202,9 +202,10 @@ async def _stream(
 
     async def relay() -> AsyncIterator[bytes]:
         try:
-            async for chunk in upstream.aiter_raw():
-                yield chunk
+            async for events in whole_events(upstream.aiter_bytes()):
+                yield events
         except httpx.HTTPError as exc:
+            # Only whole events went out: the error event starts on a fresh line.
             failure = _upstream_failure(state, exc, endpoint)
             error = error_body(CHAT_PATH, failure.status, str(failure), failure.code)
             yield f"data: {json.dumps(error)}\n\ndata: [DONE]\n\n".encode()
@@ -215,3 +216,28 @@ async def _stream(
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         background=BackgroundTask(upstream.aclose),
     )
+
+
+#: What ends a server-sent event: a blank line, whichever line ending the server uses.
+EVENT_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
+
+
+async def whole_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The bytes of an event stream, passed on as soon as they complete an event.
+
+    A stream cut inside an event would otherwise leave the client half an event with
+    the next thing sent glued to it; the bytes of an unfinished event are held back
+    until it ends (an error from ``chunks`` is raised with them dropped). What
+    follows the last blank line when the stream ends normally is passed on as sent.
+    """
+    pending = b""
+    async for chunk in chunks:
+        pending += chunk
+        cut = max(
+            (at + len(end) for end in EVENT_ENDS if (at := pending.rfind(end)) >= 0), default=0
+        )
+        if cut:
+            yield pending[:cut]
+            pending = pending[cut:]
+    if pending:
+        yield pending
