@@ -117,6 +117,8 @@ def test_every_planted_secret_is_detected_and_placeholders_are_not() -> None:
         'var dbPassword string = "Hunter2Hunter2x"',  # Go, typed
         'dbPassword := "Hunter2Hunter2x"',  # Go, short declaration
         'def connect(password: str = "Hunter2Hunter2x"):',  # a literal default
+        "'db_password' => 'Hunter2Hunter2x',",  # PHP array, Ruby hash rocket
+        '    "api_key" => "a8f5f167f44f4964",',
     ],
 )
 def test_literal_passwords_behind_a_type_or_a_string_prefix_are_found(text: str) -> None:
@@ -134,6 +136,7 @@ def test_literal_passwords_behind_a_type_or_a_string_prefix_are_found(text: str)
         'password: str = "changeme"',
         'f(password=pw, user="abcdefghij")',
         'password:\n  user: "abcdefghijk"',  # YAML: the type never spans lines
+        "password_prompt = 'Enter the new password:'",  # a sentence, not a secret
     ],
 )
 def test_comparisons_calls_and_placeholders_are_no_password(text: str) -> None:
