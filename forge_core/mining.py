@@ -276,13 +276,14 @@ def unit_json_line(unit: CodeUnit) -> bytes:
 
 def assign_unit_ids(units: Iterable[CodeUnit]) -> list[CodeUnit]:
     """Give each unit a stable id ``path::qualified_name`` (``~2``, ``~3`` for repeats)."""
-    seen: Counter[str] = Counter()
+    seen: dict[str, int] = {}
     result = []
     for unit in units:
         base = f"{unit.path}::{unit.qualified_name}"
-        seen[base] += 1
+        count = seen.get(base, 0) + 1
+        seen[base] = count
         # What ``unit.id = …`` does (the contract validates no assignment), minus its cost.
-        unit.__dict__["id"] = base if seen[base] == 1 else f"{base}~{seen[base]}"
+        unit.__dict__["id"] = base if count == 1 else f"{base}~{count}"
         unit.__pydantic_fields_set__.add("id")
         result.append(unit)
     return result

@@ -18,7 +18,7 @@ from operator import attrgetter
 
 from forge_core.codeinfo import SyntaxNode, node_text
 
-__all__ = ["SourceText", "source_encoding"]
+__all__ = ["SourceText", "source_encoding", "span_of"]
 
 
 def source_encoding(data: bytes) -> str:
@@ -37,7 +37,8 @@ def source_encoding(data: bytes) -> str:
     return name
 
 
-_start_end = attrgetter("start_byte", "end_byte")
+#: (start_byte, end_byte) of a node, read in one call.
+span_of = attrgetter("start_byte", "end_byte")
 
 
 class SourceText:
@@ -58,22 +59,21 @@ class SourceText:
     def text(self, node: SyntaxNode) -> str:
         """The decoded text of ``node``."""
         if self.ascii:
-            start, end = _start_end(node)
+            start, end = span_of(node)
             return self.full_text[start:end]
         if self.encoding == "utf-8":
             return node_text(node, self.data)
         return self.span(node.start_byte, node.end_byte)
 
-    def texts(self, nodes: Sequence[SyntaxNode]) -> list[str]:
-        """The decoded texts of ``nodes``, in order."""
+    def texts(self, spans: Sequence[tuple[int, int]]) -> list[str]:
+        """The decoded texts between the (start, end) byte offsets of ``spans``, in order."""
         if self.ascii:
             text = self.full_text
-            return [text[start:end] for start, end in map(_start_end, nodes)]
+            return [text[start:end] for start, end in spans]
         if self.encoding == "utf-8":
             data = self.data
-            spans = map(_start_end, nodes)
             return [data[start:end].decode("utf-8", "replace") for start, end in spans]
-        return [self.text(node) for node in nodes]
+        return [self.span(start, end) for start, end in spans]
 
     def span(self, start: int, end: int) -> str:
         """The decoded text between two byte offsets (undecodable bytes replaced)."""

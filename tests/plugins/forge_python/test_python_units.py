@@ -196,6 +196,12 @@ def test_references_are_calls_attributes_then_imports() -> None:
     assert units["Outer"].references[:4] == ["Base", "inner", "property", "_value"]
 
 
+def test_an_imported_name_a_unit_uses_is_listed_once_where_it_is_used() -> None:
+    source = b"import os\nfrom json import dumps, loads\n\ndef save(x):\n    return dumps(os.sep)\n"
+    (unit,) = parse_source("pkg/save.py", source).units
+    assert unit.references == ["dumps", "sep", "os", "json", "loads"]
+
+
 def test_quality_signals() -> None:
     """has_doc, is_test, lines; a test path makes every unit test code."""
     units = _by_name(FIXTURE.encode())
