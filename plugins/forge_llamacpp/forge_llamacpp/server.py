@@ -102,7 +102,10 @@ def log_tail(path: Path, lines: int = 25) -> str:
 def server_command(
     gguf: Path, host: str, port: int, n_ctx: int, alias: str, chat_format: str | None = None
 ) -> list[str]:
-    """The server's command line; without ``chat_format`` the GGUF's chat template is used."""
+    """The server's command line; without ``chat_format`` the GGUF's chat template is used.
+
+    Requests are served one after another, none interrupting another's answer.
+    """
     return [
         sys.executable,
         "-m",
@@ -119,6 +122,10 @@ def server_command(
         str(n_ctx),
         "--chat_format",
         chat_format or GGUF_CHAT_FORMAT,
+        # A request waits its turn: by default a new one (even `GET /v1/models`, which
+        # `forge chat` and `forge ask` send first) cuts off the answer being streamed.
+        "--interrupt_requests",
+        "false",
     ]
 
 
