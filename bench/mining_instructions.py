@@ -29,6 +29,10 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tree_sitter import Parser
 
 #: Folders of the mining.py corpus making the slice: Python, JavaScript and Go.
 SLICE = {
@@ -69,7 +73,7 @@ def run_mode(mode: str, repo: Path) -> None:
             Forge(settings, Path(scratch) / "run", registry=registry).mine(repo)
 
 
-def _parsers() -> dict[str, object]:
+def _parsers() -> dict[str, Parser]:
     import tree_sitter_go
     import tree_sitter_javascript
     import tree_sitter_python
