@@ -270,7 +270,8 @@ def unit_json_line(unit: CodeUnit) -> bytes:
         return orjson.dumps(
             {**values, "quality": values["quality"].__dict__}, option=orjson.OPT_APPEND_NEWLINE
         )
-    except TypeError:  # what orjson does not write as pydantic does (a lone surrogate, …)
+    except (TypeError, AttributeError):  # what orjson does not write as pydantic does
+        # (a lone surrogate, …) or a unit not built by validation (a plain-dict quality)
         return CodeUnit.__pydantic_serializer__.to_json(unit) + b"\n"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,12 @@ def test_trusted_units_refuse_unknown_fields() -> None:
         trusted_code_unit({**_parser_fields(), "colour": "red"})
     with pytest.raises(TypeError, match="not the fields of CodeUnit"):
         trusted_code_unit(_parser_fields(speed=3))
+
+
+def test_a_unit_built_without_validation_is_written_as_pydantic_writes_it() -> None:
+    unit = make_unit()
+    values = {**unit.__dict__, "quality": dict(unit.quality.__dict__)}
+    constructed = CodeUnit.model_construct(**values)  # quality left a plain dict
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydantic warns that quality is no UnitQuality
+        assert unit_json_line(constructed) == unit.model_dump_json().encode() + b"\n"
