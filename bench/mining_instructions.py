@@ -31,8 +31,11 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mining import bare_parse_seconds
+
 if TYPE_CHECKING:
-    from tree_sitter import Parser
+    from forge_core.plugins import PluginRegistry
+    from forge_core.walk import SourceFile
 
 #: Folders of the mining.py corpus making the slice: Python, JavaScript and Go.
 SLICE = {
@@ -51,20 +54,15 @@ def run_mode(mode: str, repo: Path) -> None:
     from forge_core.config import ForgeSettings
     from forge_core.contracts import ParseRequest
     from forge_core.pipeline import Forge
-    from forge_core.plugins import PluginRegistry
-    from forge_core.walk import walk_repository
 
-    registry = PluginRegistry()
-    languages = {name: spec for name, (_, spec) in registry.languages().items()}
-    files = walk_repository(repo, languages).files
-    parsers = _parsers()
-    for language, spec in languages.items():
+    registry, files = _walk(repo)
+    bare_parse_seconds([])  # setup: the bare parse's imports and parsers
+    for language, (_, spec) in registry.languages().items():
         # Setup imports every parser module and compiles its queries: parse a tiny file.
         request = ParseRequest(path=f"setup{spec.extensions[0]}", language=language, source=b"")
         registry.caller("parse", language)(request)
     if mode == "bare":
-        for source in files:
-            parsers[source.language].parse(source.path.read_bytes())
+        bare_parse_seconds([(source.path, source.language) for source in files])
     elif mode == "mine":
         with tempfile.TemporaryDirectory() as scratch:
             settings = ForgeSettings.model_validate(
@@ -73,17 +71,14 @@ def run_mode(mode: str, repo: Path) -> None:
             Forge(settings, Path(scratch) / "run", registry=registry).mine(repo)
 
 
-def _parsers() -> dict[str, Parser]:
-    import tree_sitter_go
-    import tree_sitter_javascript
-    import tree_sitter_python
-    from tree_sitter import Language, Parser
+def _walk(repo: Path) -> tuple[PluginRegistry, list[SourceFile]]:
+    """The plugin registry, and the files the walk selects under ``repo``."""
+    from forge_core.plugins import PluginRegistry
+    from forge_core.walk import walk_repository
 
-    return {
-        "python": Parser(Language(tree_sitter_python.language())),
-        "javascript": Parser(Language(tree_sitter_javascript.language())),
-        "go": Parser(Language(tree_sitter_go.language())),
-    }
+    registry = PluginRegistry()
+    languages = {name: spec for name, (_, spec) in registry.languages().items()}
+    return registry, walk_repository(repo, languages).files
 
 
 def instructions(mode: str, repo: Path, scratch: Path) -> int:
@@ -97,15 +92,6 @@ def instructions(mode: str, repo: Path, scratch: Path) -> int:
     if done.returncode != 0 or found is None:
         raise SystemExit(f"valgrind run for {mode!r} failed:\n{done.stderr[-2000:]}")
     return int(found.group(1))
-
-
-def _walked(repo: Path) -> list[tuple[str, int]]:
-    """(language, size) of each file the walk selects."""
-    from forge_core.plugins import PluginRegistry
-    from forge_core.walk import walk_repository
-
-    languages = {name: spec for name, (_, spec) in PluginRegistry().languages().items()}
-    return [(f.language, f.size) for f in walk_repository(repo, languages).files]
 
 
 def make_slice(data: Path, target: Path) -> Path:
@@ -132,8 +118,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
         repo = make_slice(args.data_dir, scratch / "slice")
-        files = _walked(repo)
-        megabytes = sum(size for _, size in files) / 1e6
+        _, files = _walk(repo)
+        megabytes = sum(source.size for source in files) / 1e6
         counts = {mode: instructions(mode, repo, scratch) for mode in MODES}
     bare = counts["bare"] - counts["setup"]
     mine = counts["mine"] - counts["setup"]
