@@ -36,6 +36,7 @@ from forge_core.contracts import (
     TrainResult,
 )
 from forge_core.files import (
+    HashingWriter,
     atomic_path,
     read_jsonl,
     sha256_json,
@@ -89,6 +90,8 @@ class StageWork:
     outputs: list[Path]
     metrics: dict[str, Any] = field(default_factory=dict)
     plugins: list[str] = field(default_factory=list)
+    digests: dict[Path, str] = field(default_factory=dict)
+    """sha256 of outputs hashed while they were written (spares reading them again)."""
 
 
 class Forge:
@@ -144,6 +147,7 @@ class Forge:
                 metrics=result.metrics,
                 plugins=self.registry.versions(result.plugins),
                 started=started,
+                digests=result.digests,
             )
         self.progress.stage(stage, f"done in {manifest.wall_seconds:.1f}s")
         return StageOutcome(stage, "ran", "", manifest)
@@ -208,8 +212,10 @@ class Forge:
                 report.skipped[reason] += count
                 report.skipped_examples.setdefault(reason, walk.examples[reason])
             self.progress.start("mining", len(walk.files))
-            # Units go to disk file by file, never all in memory at once.
-            with atomic_path(folder / "units.jsonl") as partial, open(partial, "wb") as handle:
+            # Units go to disk file by file, never all in memory at once; a thread
+            # writes and hashes them while the next files are parsed.
+            units_file = folder / "units.jsonl"
+            with atomic_path(units_file) as partial, HashingWriter(partial) as units_out:
                 for outcome in mine_files(
                     walk,
                     self.registry,
@@ -218,16 +224,17 @@ class Forge:
                     on_file=lambda n: self.progress.advance("mining", n),
                 ):
                     report.add(outcome)
-                    handle.write(outcome.jsonl())
+                    units_out.write(outcome.jsonl())
             self.progress.finish("mining")
             write_json_atomic(folder / "report.json", report.as_json())
             if not report.units:
                 self.progress.warn(f"no code units found in {walk.root}; see mine/report.json")
             parsers = {self.registry.find("parse", lang) for lang in report.by_language}
             return StageWork(
-                [folder / "units.jsonl", folder / "report.json"],
+                [units_file, folder / "report.json"],
                 {"files": report.files, "units": report.units, "cached_files": report.cached_files},
                 sorted(parsers),
+                {units_file: units_out.hexdigest},
             )
 
         return self._stage("mine", {"repo": str(walk.root), "files": fingerprint}, work)

@@ -14,7 +14,7 @@ import contextlib
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -196,13 +196,21 @@ class RunDir:
         """Remove a stage's manifest before redoing it (outputs stay, for resuming)."""
         self.manifest_path(stage).unlink(missing_ok=True)
 
-    def record_outputs(self, paths: list[Path]) -> dict[str, OutputRecord]:
-        """Hash output files (folders are expanded) into manifest records."""
+    def record_outputs(
+        self, paths: list[Path], digests: Mapping[Path, str] | None = None
+    ) -> dict[str, OutputRecord]:
+        """Hash output files (folders are expanded) into manifest records.
+
+        ``digests``: sha256 of files the stage hashed as it wrote them (not read again).
+        """
+        known = {path.resolve(): digest for path, digest in (digests or {}).items()}
         records: dict[str, OutputRecord] = {}
         for path in paths:
             for file in iter_files(path):
-                relative = file.resolve().relative_to(self.path).as_posix()
-                records[relative] = OutputRecord(sha256=sha256_file(file), size=file.stat().st_size)
+                resolved = file.resolve()
+                relative = resolved.relative_to(self.path).as_posix()
+                digest = known.get(resolved) or sha256_file(file)
+                records[relative] = OutputRecord(sha256=digest, size=file.stat().st_size)
         return records
 
     def finish(
@@ -215,15 +223,20 @@ class RunDir:
         metrics: dict[str, Any],
         plugins: dict[str, str],
         started: float,
+        digests: Mapping[Path, str] | None = None,
     ) -> StageManifest:
-        """Write the stage's manifest, last and atomically."""
+        """Write the stage's manifest, last and atomically.
+
+        ``digests``: sha256 of outputs hashed as they were written (see
+        :meth:`record_outputs`).
+        """
         finished = time.time()
         manifest = StageManifest(
             stage=stage,
             inputs=inputs,
             config=config,
             config_hash=sha256_json(config),
-            outputs=self.record_outputs(outputs),
+            outputs=self.record_outputs(outputs, digests),
             metrics=metrics,
             plugins=plugins,
             started_at=datetime.fromtimestamp(started, UTC),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,10 @@ def test_run_all_writes_every_stage(
     units = read_jsonl(forge.run.path / "mine" / "units.jsonl", CodeUnit)
     assert len(units) == 18 and units[0].id == "pkg0/mod0.toy::f0_0"
     assert not any("node_modules" in u.path for u in units)
+    # Hashed as it was written: the manifest's digest is the file's.
+    record = forge.run.require("mine").outputs["mine/units.jsonl"]
+    written = (forge.run.path / "mine" / "units.jsonl").read_bytes()
+    assert (record.sha256, record.size) == (hashlib.sha256(written).hexdigest(), len(written))
     splits = {
         s: read_jsonl(forge.run.path / "validate" / f"{s}.jsonl", Example)
         for s in ("train", "valid", "test")
