@@ -16,6 +16,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ __all__ = [
 PARALLEL_MIN_BYTES = 2_000_000
 #: Files handed to a worker at a time.
 CHUNK_FILES = 16
+#: (language, kind) of a unit, read at C speed.
+_LANGUAGE_AND_KIND = attrgetter("language", "kind")
 
 
 class ParseCache:
@@ -94,15 +97,15 @@ class FileOutcome:
     def serialise(self) -> None:
         """Turn ``units`` into ``unit_lines``: helper processes do it, so the main process
         only writes bytes (pickling bytes back costs nothing next to pickling models)."""
-        self.unit_kinds = [(unit.language, unit.kind.value) for unit in self.units]
+        self.unit_kinds = [(language, str(kind)) for language, kind in self.kinds()]
         self.unit_lines = units_as_jsonl(self.units)
         self.units = []
 
     def kinds(self) -> list[tuple[str, str]]:
-        """(language, kind) of each unit of the file."""
+        """(language, kind) of each unit of the file (a kind is a ``UnitKind``, a ``str``)."""
         if self.unit_lines is not None:
             return self.unit_kinds
-        return [(unit.language, unit.kind.value) for unit in self.units]
+        return list(map(_LANGUAGE_AND_KIND, self.units))
 
     def jsonl(self) -> bytes:
         """The file's units as JSON lines, ids assigned."""

@@ -116,6 +116,8 @@ def classify_content(data: bytes) -> str | None:
     """Why file content cannot be mined (binary, not UTF-8), or None."""
     if b"\x00" in data[:BINARY_SNIFF_BYTES]:
         return "binary"
+    if data.isascii():  # most source files: valid UTF-8 without decoding a copy
+        return None
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
