@@ -37,6 +37,8 @@ PREFETCH = 2
 MAX_AHEAD = 64
 #: Seconds a helper gets to stop before it is terminated.
 STOP_SECONDS = 5.0
+#: What a helper sends once it is set up, before its first result.
+READY = "ready"
 
 
 class HelperFailed(RuntimeError):
@@ -49,6 +51,8 @@ class _Helper:
     conn: Connection
     assigned: deque[int] = field(default_factory=deque)
     """Indices of the chunks sent and not yet back, oldest first."""
+    ready: bool = False
+    """It has started: imported what it needs and built its plugin registry."""
 
 
 def _helper_main(
@@ -66,6 +70,7 @@ def _helper_main(
     registry = PluginRegistry(disabled=disabled)
     cache = ParseCache(Path(cache_folder) if cache_folder else None)
     callers = {language: registry.caller("parse", language) for language in tags}
+    conn.send(READY)
     while True:
         try:
             message = conn.recv()
@@ -185,20 +190,37 @@ class _Schedule:
 
     def _receive(self, helper: _Helper) -> None:
         try:
-            index, outcomes, error = helper.conn.recv()
+            message = helper.conn.recv()
         except (EOFError, OSError) as exc:
             helper.process.join(timeout=1)
-            files = [s.relative for i in helper.assigned for s in self.chunks[i]]
-            raise HelperFailed(
-                f"a mining helper process exited (exit code {helper.process.exitcode}) "
-                f"while parsing one of {files[:5]}{' …' if len(files) > 5 else ''}; "
-                "run with mine.workers = 1 to parse them in this process and see the error"
-            ) from exc
+            raise self._failure(helper) from exc
+        if message == READY:
+            helper.ready = True
+            return
+        index, outcomes, error = message
         if error is not None:
             raise error
         helper.assigned.remove(index)
         self.finished[index] = outcomes
         self._top_up(helper)
+
+    def _failure(self, helper: _Helper) -> HelperFailed:
+        """What to say of a helper that exited: at start-up, or with files to parse."""
+        code = helper.process.exitcode
+        if not helper.ready:
+            return HelperFailed(
+                f"a mining helper process exited (exit code {code}) before it was ready to "
+                "mine; its error is printed above. Helpers are spawned: each imports the "
+                "main script again, so a script that mines with several processes must "
+                'start them from `if __name__ == "__main__":`. Or set mine.workers = 1 '
+                "to mine in this process alone"
+            )
+        files = [s.relative for i in helper.assigned for s in self.chunks[i]]
+        return HelperFailed(
+            f"a mining helper process exited (exit code {code}) while parsing one of "
+            f"{files[:5]}{' …' if len(files) > 5 else ''}; run with mine.workers = 1 to "
+            "parse them in this process and see the error"
+        )
 
 
 def _stop(helpers: list[_Helper], *, graceful: bool) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -114,3 +116,28 @@ def test_an_error_in_a_helper_is_raised_here(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         list(shared)
     assert multiprocessing.active_children() == []
+
+
+def test_a_script_without_a_main_guard_is_told_how_to_start_helpers(tmp_path: Path) -> None:
+    """Spawned helpers import the main script again; unguarded, it fails in each helper."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    python_repo(repo, 4)
+    script = tmp_path / "mine_it.py"
+    script.write_text(
+        "from pathlib import Path\n"
+        "from forge_core.config import ForgeSettings\n"
+        "from forge_core.pipeline import Forge\n"
+        f"settings = ForgeSettings.model_validate({{'runs_dir': {str(tmp_path)!r}, "
+        "'mine': {'workers': 2, 'cache': False}})\n"
+        f"Forge(settings, {str(tmp_path / 'run')!r}).mine({str(repo)!r})\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("forge_core.mining_helpers.HelperFailed: ")
+    assert "before it was ready to mine" in last_line
+    assert 'start them from `if __name__ == "__main__":`' in last_line
+    assert not (tmp_path / "run" / "mine" / "units.jsonl").exists()
