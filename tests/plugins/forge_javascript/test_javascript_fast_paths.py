@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tree_sitter import QueryCursor
 
 from forge_core.contracts import CodeUnit
-from forge_javascript.parser import LANDMARKS, file_query, javascript_parser, parse_javascript
+from forge_javascript.parser import LANDMARKS, file_captures, javascript_parser, parse_javascript
 from forge_javascript.references import FileReferences, scan_unit
 from forge_javascript.units import Landmarks, UnitFinder
 
@@ -18,7 +17,7 @@ NAMES = sorted(p.name for p in FIXTURES.iterdir())
 
 def _both_ways(source: bytes) -> None:
     root = javascript_parser().parse(source).root_node
-    captures = QueryCursor(file_query()).captures(root)
+    captures = file_captures(root, source)
     landmarks = Landmarks.of([n for key in LANDMARKS for n in captures.get(key, [])])
     pruned, full = UnitFinder(source, landmarks), UnitFinder(source)
     found = pruned.find(root)
