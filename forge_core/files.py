@@ -82,7 +82,6 @@ class HashingWriter:
     MAX_PENDING = 16
 
     def __init__(self, path: Path) -> None:
-        self.path = path
         self.size = 0
         self.hexdigest = ""
         self._digest = hashlib.sha256()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from itertools import compress
-from operator import attrgetter
 
 import tree_sitter_javascript
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
@@ -51,9 +49,6 @@ FILE_QUERY = """
 """
 #: The captures that can make a unit or an import.
 LANDMARKS = ("landmark", "module_call")
-#: (start_byte, end_byte) of a node, and its parent, read at C speed.
-span_of = attrgetter("start_byte", "end_byte")
-parent_of = attrgetter("parent")
 
 
 @functools.cache
@@ -93,15 +88,14 @@ def file_captures(root: Node, source: bytes) -> dict[str, list[Node]]:
     (what ``#eq?``/``#not-eq? "require"`` predicates in the query would do, cheaper).
     """
     captures = QueryCursor(file_query()).captures(root)
-    callees = captures.pop("callee", [])
-    spans = map(span_of, callees)
-    is_require = [source[start:end] == b"require" for start, end in spans]
-    captures["name"] = [
-        *captures.get("name", []),
-        *compress(callees, [not found for found in is_require]),
-    ]
-    requires = compress(callees, is_require)
-    captures["module_call"] = [*captures.get("module_call", []), *map(parent_of, requires)]
+    names = captures.setdefault("name", [])
+    module_calls = captures.setdefault("module_call", [])
+    for callee in captures.pop("callee", []):
+        call = callee.parent  # the call_expression whose function the callee is
+        if call is not None and source[callee.start_byte : callee.end_byte] == b"require":
+            module_calls.append(call)
+        else:
+            names.append(callee)
     return captures
 
 
