@@ -182,6 +182,8 @@ _PARSER_ORDER = tuple(name for name in _UNIT_TEMPLATE if name != "id")
 _UNIT_REQUIRED = frozenset(n for n, info in CodeUnit.model_fields.items() if info.is_required())
 _QUALITY_TEMPLATE, _ = _model_plan(UnitQuality)
 _QUALITY_ORDER = tuple(_QUALITY_TEMPLATE)
+_PARSER_FIELDS = frozenset(_PARSER_ORDER)
+_QUALITY_FIELDS = frozenset(_QUALITY_ORDER)
 _new = object.__new__
 _set_dict = object.__setattr__
 # The slots every pydantic model has, set through their descriptors (what
@@ -225,11 +227,13 @@ def trusted_code_unit(fields: dict[str, Any]) -> CodeUnit:
     so the caller must not use it again. Otherwise missing fields get their defaults.
     """
     quality_values = fields["quality"]
-    fields_set = set(fields)
-    quality_set = set(quality_values)
     if tuple(fields) == _PARSER_ORDER and tuple(quality_values) == _QUALITY_ORDER:
+        fields_set = set(_PARSER_FIELDS)  # copying a set costs less than hashing the keys
+        quality_set = set(_QUALITY_FIELDS)
         values = {"id": "", **fields}
     else:
+        fields_set = set(fields)
+        quality_set = set(quality_values)
         values, quality_values = _complete(fields)
     if not values["content_hash"]:
         values["content_hash"] = content_hash(values["source"])

@@ -122,8 +122,9 @@ class MiningReport:
     cached_files: int = 0
     files_with_syntax_errors: int = 0
     workers: int = 1
-    by_language: Counter[str] = field(default_factory=Counter)
-    by_kind: Counter[str] = field(default_factory=Counter)
+    by_language_and_kind: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Units per (language, kind), counted file by file (a kind may be a ``UnitKind`` or its
+    value, two keys that the properties below add up as one)."""
     skipped: Counter[str] = field(default_factory=Counter)
     skipped_examples: dict[str, str] = field(default_factory=dict)
 
@@ -139,9 +140,23 @@ class MiningReport:
         self.files_with_syntax_errors += outcome.has_syntax_error
         kinds = outcome.kinds()
         self.units += len(kinds)
-        for (language, kind), count in Counter(kinds).items():  # a few distinct pairs
-            self.by_language[language] += count
-            self.by_kind[f"{language}.{kind}"] += count
+        self.by_language_and_kind.update(kinds)
+
+    @property
+    def by_language(self) -> Counter[str]:
+        """Units per language."""
+        counts: Counter[str] = Counter()
+        for (language, _), count in self.by_language_and_kind.items():
+            counts[language] += count
+        return counts
+
+    @property
+    def by_kind(self) -> Counter[str]:
+        """Units per ``language.kind``."""
+        counts: Counter[str] = Counter()
+        for (language, kind), count in self.by_language_and_kind.items():
+            counts[f"{language}.{kind}"] += count
+        return counts
 
     def as_json(self) -> dict[str, Any]:
         """The report's JSON shape."""
@@ -168,7 +183,7 @@ def mine_file(
     """Read, check, look up and (if needed) parse one file."""
     outcome = FileOutcome(source.relative, source.language, source.size)
     try:
-        with open(source.path, "rb", buffering=0) as handle:  # unbuffered: one read
+        with open(source.location, "rb", buffering=0) as handle:  # unbuffered: one read
             data = handle.read()
     except OSError as exc:
         outcome.skipped = f"unreadable ({exc.strerror or exc})"

@@ -299,9 +299,24 @@ class PluginRegistry:
         plugin = self.find(hook, name)
         others = [p for p in self.manager.get_plugins() if p is not self.manager.get_plugin(plugin)]
         subset = self.manager.subset_hook_caller(hook, remove_plugins=others)
+        # One plain implementation of a first-result hook: pluggy would call just that
+        # function and hand back its result, so call it directly (per-file hooks such as
+        # ``parse`` run tens of thousands of times; pluggy's dispatch costs microseconds).
+        implementations = subset.get_hookimpls()
+        only = implementations[0] if len(implementations) == 1 else None
+        firstresult = subset.spec is not None and subset.spec.opts.get("firstresult", False)
+        if (
+            only is not None
+            and firstresult
+            and not (only.hookwrapper or only.wrapper)
+            and only.argnames == ("request",)
+        ):
+            target: Callable[..., Any] = only.function
+        else:
+            target = subset
 
         def call(request: Any) -> Any:
-            result = subset(request=request)
+            result = target(request=request)
             if result is None:
                 raise RuntimeError(f"plugin {plugin!r} returned nothing from {hook} for {name!r}")
             return result

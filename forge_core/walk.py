@@ -49,12 +49,19 @@ class RepositoryError(ValueError):
 class SourceFile:
     """A file selected for parsing."""
 
-    path: Path
+    location: str
+    """Where the file is, as the OS takes it (``open(location)``): a string, because a
+    ``Path`` per file costs more to build and to turn back into one than reading it."""
     relative: str
     language: str
     size: int
     mtime_ns: int = 0
     """Modification time when walked (part of the ``mine`` stage's input fingerprint)."""
+
+    @property
+    def path(self) -> Path:
+        """:attr:`location` as a ``Path``."""
+        return Path(self.location)
 
 
 @dataclass
@@ -203,7 +210,7 @@ def walk_repository(
                 result.skip(f"larger than {max_file_bytes} bytes (mine.max_file_bytes)", relative)
                 continue
             result.files.append(
-                SourceFile(Path(entry.path), relative, language, size, status.st_mtime_ns)
+                SourceFile(entry.path, relative, language, size, status.st_mtime_ns)
             )
         stack.extend(reversed(subfolders))
     result.files.sort(key=lambda source: source.relative)

@@ -92,3 +92,48 @@ def test_pattern_names_match_families() -> None:
     assert registry.find("init_adapter", "pissa_niter_16") == "pissa"
     with pytest.raises(PluginNotFound):
         registry.find("init_adapter", "dora")
+
+
+def test_caller_keeps_pluggy_semantics_for_wrappers(toy_registry: PluginRegistry) -> None:
+    """A plain implementation is called directly; a wrapper of the same plugin still wraps it."""
+    module = types.ModuleType("plugin_with_wrapper")
+    seen: list[str] = []
+
+    @hookimpl
+    def train(request: str) -> str:
+        seen.append(request)
+        return f"trained on {request}"
+
+    module.train = train
+    toy_registry.register(module, "plain")
+    plain = toy_registry.caller("train", "plain")
+    assert plain("data") == "trained on data" and seen == ["data"]
+
+    wrapped = types.ModuleType("plugin_wrapped")
+
+    @hookimpl(specname="train")
+    def train_impl(request: str) -> str:
+        return f"inner {request}"
+
+    @hookimpl(wrapper=True, specname="train")
+    def around(request: str):  # type: ignore[no-untyped-def]
+        result = yield
+        return f"[{result}]"
+
+    wrapped.train_impl = train_impl  # type: ignore[attr-defined]
+    wrapped.around = around  # type: ignore[attr-defined]
+    toy_registry.register(wrapped, "wrapped")
+    assert toy_registry.caller("train", "wrapped")("x") == "[inner x]"
+
+
+def test_caller_refuses_an_empty_result(toy_registry: PluginRegistry) -> None:
+    module = types.ModuleType("plugin_returning_none")
+
+    @hookimpl
+    def train(request: object) -> None:
+        return None
+
+    module.train = train
+    toy_registry.register(module, "silent")
+    with pytest.raises(RuntimeError, match="returned nothing from train for 'silent'"):
+        toy_registry.caller("train", "silent")(None)

@@ -45,7 +45,7 @@ def mine_units(files: Sequence[CorpusFile], registry: PluginRegistry) -> list[Co
     units: list[CodeUnit] = []
     for corpus_file in files:
         source = SourceFile(
-            corpus_file.path, corpus_file.id, corpus_file.language, corpus_file.size
+            str(corpus_file.path), corpus_file.id, corpus_file.language, corpus_file.size
         )
         outcome = mine_file(source, callers[corpus_file.language], corpus_file.language, cache)
         units.extend(outcome.units)
