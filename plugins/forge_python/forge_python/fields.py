@@ -16,6 +16,7 @@ from operator import itemgetter, le
 
 from tree_sitter import Node
 
+from forge_python.grammar import FIELD, KIND
 from forge_python.source import SourceText, span_of
 
 __all__ = [
@@ -30,6 +31,11 @@ __all__ = [
 
 #: Nodes tree-sitter may leave at the end of a block that ``ast`` does not count.
 TRAILING_EXTRAS = frozenset({"comment", "line_continuation"})
+#: Their numbers (``Node.kind_id``), and those of the other kinds read here.
+_TRAILING_EXTRA_IDS = frozenset(KIND[name] for name in TRAILING_EXTRAS)
+_EXPRESSION_STATEMENT_ID = KIND["expression_statement"]
+_COLON_ID = KIND[":"]
+_BODY = FIELD["body"]
 #: String prefixes that leave a literal without backslashes equal to its body.
 PLAIN_PREFIXES = frozenset({"", "u", "U", "r", "R"})
 
@@ -54,7 +60,7 @@ def content_end_node(node: Node) -> Node:
             last is not None
             and last.child_count == 0
             and last.end_byte == end
-            and last.type not in TRAILING_EXTRAS
+            and last.kind_id not in _TRAILING_EXTRA_IDS
         ):
             return node
     current = node
@@ -62,7 +68,7 @@ def content_end_node(node: Node) -> Node:
         # Step back from the last child (``children`` would build a list of every one).
         index = current.child_count - 1
         last = current.child(index) if index >= 0 else None
-        while last is not None and last.type in TRAILING_EXTRAS:
+        while last is not None and last.kind_id in _TRAILING_EXTRA_IDS:
             index -= 1
             last = current.child(index) if index >= 0 else None
         if last is None:
@@ -76,13 +82,13 @@ def docstring_of(definition: Node, source: SourceText, body: Node | None = None)
     ``body`` is the definition's body when the caller already has it.
     """
     if body is None:
-        body = definition.child_by_field_name("body")
+        body = definition.child_by_field_id(_BODY)
         if body is None:
             return None
     first = body.child(0) if body.child_count else None
-    while first is not None and first.type in TRAILING_EXTRAS:
+    while first is not None and first.kind_id in _TRAILING_EXTRA_IDS:
         first = first.next_sibling
-    if first is None or first.type != "expression_statement":
+    if first is None or first.kind_id != _EXPRESSION_STATEMENT_ID:
         return None
     value = string_literal_value(source.text(first))
     if value is None:
@@ -153,12 +159,12 @@ def signature_of(definition: Node, source: SourceText, body: Node | None = None)
     ``body`` is the definition's body when the caller already has it.
     """
     if body is None:
-        body = definition.child_by_field_name("body")
+        body = definition.child_by_field_id(_BODY)
     if body is not None and not definition.has_error:
         # Without errors the grammar has exactly one `:` child, before the body
         # (comments may sit between): step back to it instead of listing every child.
         colon = body.prev_sibling
-        while colon is not None and colon.type != ":":
+        while colon is not None and colon.kind_id != _COLON_ID:
             colon = colon.prev_sibling
     else:
         colon = next((c for c in definition.children if c.type == ":"), None)

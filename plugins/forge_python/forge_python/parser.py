@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import NamedTuple
 
-import tree_sitter_python
-from tree_sitter import Language, Node, Parser, Query, QueryCursor
+from tree_sitter import Node, Parser, Query, QueryCursor
 
 from forge_core.codeinfo import (
     has_syntax_error,
@@ -37,6 +36,7 @@ from forge_python.fields import (
     file_imports,
     signature_of,
 )
+from forge_python.grammar import FIELD, KIND, python_language
 from forge_python.repair import join_bracketed_lines
 from forge_python.source import SourceText
 
@@ -48,6 +48,7 @@ __all__ = [
     "parse_file",
     "parse_source",
     "parse_tree",
+    "python_language",
 ]
 
 LANGUAGE_NAME = "python"
@@ -81,13 +82,14 @@ FILE_QUERY = """
 (class_definition superclasses: (argument_list (identifier) @ref))
 """
 
+#: The numbers of those kinds and fields (``Node.kind_id``, ``child_by_field_id``).
+_DEFINITION_IDS = frozenset(KIND[name] for name in DEFINITION_TYPES)
+_COMPOUND_IDS = frozenset(KIND[name] for name in COMPOUND_TYPES if name in KIND)
+_DECORATED_ID = KIND["decorated_definition"]
+_CLASS_ID = KIND["class_definition"]
+_NAME, _BODY, _DEFINITION = FIELD["name"], FIELD["body"], FIELD["definition"]
+
 _thread_state = threading.local()
-
-
-@cache
-def python_language() -> Language:
-    """The tree-sitter Python grammar."""
-    return Language(tree_sitter_python.language())
 
 
 @cache
@@ -174,26 +176,29 @@ def find_definitions(root: Node, source: SourceText) -> list[Definition]:
     ]
     while stack:
         node, scope, in_test_class = stack.pop()
-        node_type = node.type
-        if node_type in COMPOUND_TYPES:
+        kind_id = node.kind_id
+        if kind_id in _COMPOUND_IDS:
             stack.extend((child, scope, in_test_class) for child in reversed(node.named_children))
             continue
-        if node_type == "decorated_definition":
-            definition = node.child_by_field_name("definition")
-            if definition is None or definition.type not in DEFINITION_TYPES:
+        if kind_id == _DECORATED_ID:
+            definition = node.child_by_field_id(_DEFINITION)
+            if definition is None:
                 continue
-        elif node_type in DEFINITION_TYPES:
+            kind_id = definition.kind_id
+            if kind_id not in _DEFINITION_IDS:
+                continue
+        elif kind_id in _DEFINITION_IDS:
             definition = node
         else:
             continue
-        name_node = definition.child_by_field_name("name")
+        name_node = definition.child_by_field_id(_NAME)
         if name_node is None:
             continue
         name = source.text(name_node)
-        is_class = definition.type == "class_definition"
+        is_class = kind_id == _CLASS_ID
         kind = UnitKind.CLASS if is_class else UnitKind.METHOD if scope else UnitKind.FUNCTION
         found.append(Definition(node, definition, name, scope, kind, in_test_class))
-        body = definition.child_by_field_name("body")
+        body = definition.child_by_field_id(_BODY)
         if is_class and body is not None:
             test_class = in_test_class or name.startswith(("Test", "test"))
             stack.append((body, (*scope, name), test_class))
@@ -227,7 +232,7 @@ def build_unit(found: Definition, source: SourceText, facts: FileFacts) -> CodeU
     else:
         start_row = source.row(start_byte)
         end_row = source.row(end_byte)
-    body = definition.child_by_field_name("body")
+    body = definition.child_by_field_id(_BODY)
     docstring = docstring_of(definition, source, body) if body is not None else None
     is_test = (
         facts.is_test
