@@ -36,8 +36,9 @@ _GENERATED_WORDS = (
 JS_TEST_FILE = re.compile(r"\.(test|spec)\.[cm]?jsx?$")
 #: A line this long almost always means minified or embedded data.
 MINIFIED_LINE_CHARS = 500
-#: What :func:`looks_generated` checks, as a pattern (it measures the lines instead:
-#: searching for this retries at every offset of every line, ten times slower).
+#: What :func:`looks_generated` checks, as a pattern (:func:`has_line_longer_than` finds
+#: it instead: searching for this retries at every offset of every line, and splitting
+#: the text into lines makes a string per line; both cost ten times more).
 MINIFIED_LINE = re.compile(rf"[^\n]{{{MINIFIED_LINE_CHARS + 1}}}")
 
 
@@ -109,11 +110,8 @@ def collect_identifiers(node: SyntaxNode, source: bytes, types: Iterable[str]) -
     return list(seen)
 
 
-def looks_generated(text: str, lines: list[str] | None = None) -> bool:
-    """True for files with a generated-code header or minified lines.
-
-    ``lines`` is ``text.split("\\n")`` when the caller already has it.
-    """
+def looks_generated(text: str) -> bool:
+    """True for files with a generated-code header or minified lines."""
     head = "\n".join(text[:4000].splitlines()[:10])
     if head.isascii():
         # The same test, without trying the pattern at every offset of the head.
@@ -122,9 +120,40 @@ def looks_generated(text: str, lines: list[str] | None = None) -> bool:
             return True
     elif GENERATED_MARKERS.search(head):
         return True
-    if len(text) <= MINIFIED_LINE_CHARS:
-        return False
-    return max(map(len, text.split("\n") if lines is None else lines)) > MINIFIED_LINE_CHARS
+    return has_line_longer_than(text, MINIFIED_LINE_CHARS)
+
+
+def has_line_longer_than(text: str, limit: int) -> bool:
+    """True when a line of ``text`` (split on ``\\n``) has more than ``limit`` characters.
+
+    Looks at ``limit + 1`` characters from a line start at a time: with no newline among
+    them, that line is too long; else every line starting up to the last newline among
+    them is short, and the next window starts after it. One step per ``limit``
+    characters or so, without making a string per line.
+    """
+    width = limit + 1
+    start, end = 0, len(text)
+    while end - start >= width:
+        newline = text.rfind("\n", start, start + width)
+        if newline < 0:
+            return True
+        start = newline + 1
+    return False
+
+
+def comment_block_above(text: str, line_start: int, prefixes: tuple[str, ...]) -> str | None:
+    """:func:`leading_comment_block` for the line that starts at offset ``line_start`` of
+    ``text``, reading the lines above from ``text`` (no list of every line is needed)."""
+    block: list[str] = []
+    end = line_start - 1  # the newline that ends the line above, -1 on the first line
+    while end >= 0:
+        start = text.rfind("\n", 0, end) + 1
+        stripped = text[start:end].strip()
+        if not stripped.startswith(prefixes):
+            break
+        block.append(stripped)
+        end = start - 1
+    return "\n".join(reversed(block)) if block else None
 
 
 def is_test_path(path: str) -> bool:

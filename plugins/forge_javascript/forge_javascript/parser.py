@@ -10,6 +10,7 @@ import tree_sitter_javascript
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
 from forge_core.codeinfo import (
+    comment_block_above,
     has_syntax_error,
     is_test_path,
     leading_comment_block,
@@ -75,10 +76,21 @@ class FileFacts:
 
     path: str
     source: bytes
-    lines: list[str]
+    text: str
+    """``source`` decoded, without a byte order mark."""
     imports: list[str]
     is_test: bool
     generated: bool
+
+    @functools.cached_property
+    def ascii(self) -> bool:
+        """The file is ASCII: offsets in ``source`` are offsets in ``text``."""
+        return self.source.isascii()
+
+    @functools.cached_property
+    def lines(self) -> list[str]:
+        """``text`` split on ``\\n``, made only when a non-ASCII file needs it."""
+        return self.text.split("\n")
 
 
 def file_captures(root: Node, source: bytes) -> dict[str, list[Node]]:
@@ -123,14 +135,13 @@ def parse_javascript(path: str, source: bytes) -> ParseResult:
         return ParseResult(units=[], imports=imports, has_syntax_error=root.has_error)
     # ``utf-8-sig``: a byte order mark must not hide a comment on the first line.
     text = source.decode("utf-8-sig", errors="replace")
-    lines = text.split("\n")
     facts = FileFacts(
         path=path,
         source=source,
-        lines=lines,
+        text=text,
         imports=imports,
         is_test=is_test_path(path),
-        generated=looks_generated(text, lines),
+        generated=looks_generated(text),
     )
     units = [build_unit(unit, names, facts) for unit, (names, _) in zip(found, scans, strict=True)]
     return ParseResult(units=units, imports=imports, has_syntax_error=root.has_error)
@@ -198,6 +209,8 @@ def comment_above(node: Node, facts: FileFacts) -> str | None:
     first = NOT_INDENT.search(facts.source, line_start)
     if first is not None and first.start() != node.start_byte:
         return None
+    if facts.ascii:
+        return comment_block_above(facts.text, line_start, LINE_COMMENT_PREFIXES)
     return leading_comment_block(facts.lines, node.start_point.row, LINE_COMMENT_PREFIXES)
 
 

@@ -224,7 +224,9 @@ class References:
         first = bisect_left(self.starts, start_byte)
         last = bisect_left(self.starts, end_byte)
         names = dict.fromkeys(self.names[first:last])
-        if names.keys().isdisjoint(self.imports):  # most units: no name is also an import
+        # Most units: no name is also an import. Two key views: the test walks the smaller
+        # one (a plain dict argument would be walked whole, import by import).
+        if names.keys().isdisjoint(self.imports.keys()):
             return [*names, *self.imports]
         names.update(self.imports)
         return list(names)

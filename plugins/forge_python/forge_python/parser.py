@@ -23,7 +23,6 @@ from tree_sitter import Node, Parser, Query, QueryCursor
 from forge_core.codeinfo import (
     has_syntax_error,
     is_test_path,
-    leading_comment_block,
     looks_generated,
     trusted_code_unit,
     walk,
@@ -251,7 +250,7 @@ def build_unit(found: Definition, source: SourceText, facts: FileFacts) -> CodeU
             "qualified_name": ".".join((*scope, name)) if scope else name,
             "signature": signature_of(definition, source, body),
             "docstring": docstring,
-            "leading_comment": leading_comment_block(source.lines, start_row, COMMENT_PREFIXES),
+            "leading_comment": source.comments_above(start_byte, start_row, COMMENT_PREFIXES),
             "source": source.span(start_byte, end_byte),
             "start_line": start_row + 1,
             "end_line": end_row + 1,
@@ -284,7 +283,7 @@ def parse_source(path: str, data: bytes) -> ParseResult:
             path=path,
             references=References.of(captures.get("ref", []), source, imports),
             is_test=is_test_path(path),
-            generated=looks_generated(source.full_text, source.lines),
+            generated=looks_generated(source.full_text),
             tree_rows=not repaired,
         )
         units = [build_unit(found, source, facts) for found in definitions]

@@ -16,7 +16,7 @@ from functools import cached_property
 from itertools import accumulate
 from operator import attrgetter
 
-from forge_core.codeinfo import SyntaxNode, node_text
+from forge_core.codeinfo import SyntaxNode, comment_block_above, leading_comment_block, node_text
 
 __all__ = ["SourceText", "source_encoding", "span_of"]
 
@@ -96,6 +96,18 @@ class SourceText:
         """Byte offset where each 0-based row starts (plus one past the end)."""
         lengths_with_newline = map((1).__add__, map(len, self.data.split(b"\n")))
         return list(accumulate(lengths_with_newline, initial=0))
+
+    def comments_above(self, offset: int, row: int, prefixes: tuple[str, ...]) -> str | None:
+        """The comment lines directly above 0-based ``row``, the row of byte ``offset``
+        (see :func:`~forge_core.codeinfo.leading_comment_block`).
+
+        An ASCII file's lines are read from its text back from ``offset``; only other
+        files split the text into :attr:`lines`.
+        """
+        if self.ascii:
+            text = self.full_text
+            return comment_block_above(text, text.rfind("\n", 0, offset) + 1, prefixes)
+        return leading_comment_block(self.lines, row, prefixes)
 
     def row(self, offset: int) -> int:
         """The 0-based row that holds byte ``offset``."""
