@@ -61,6 +61,36 @@ class SyntaxNode(Protocol):
     def is_missing(self) -> bool: ...
 
 
+class Grammar(Protocol):
+    """The part of ``tree_sitter.Language`` that numbers node kinds and fields."""
+
+    def id_for_node_kind(self, kind: str, named: bool, /) -> int | None: ...
+
+    def field_id_for_name(self, name: str, /) -> int | None: ...
+
+
+def kind_ids(grammar: Grammar, *kinds: str) -> dict[str, int]:
+    """The number (``Node.kind_id``) of each kind the grammar has; a kind it lacks is left out.
+
+    A kind spelled with punctuation (``:``, ``=>``) is an anonymous node, a word a named
+    one. Hot loops compare these numbers: ``Node.type`` makes a new string per call.
+    """
+    ids = {kind: grammar.id_for_node_kind(kind, kind[0].isalpha()) for kind in kinds}
+    return {kind: number for kind, number in ids.items() if number is not None}
+
+
+def field_ids(grammar: Grammar, *names: str) -> dict[str, int]:
+    """The number of each field (``Node.child_by_field_id``, half the cost of a name).
+
+    Raises when the grammar lacks one: the plugin was written for another version.
+    """
+    ids = {name: grammar.field_id_for_name(name) for name in names}
+    missing = sorted(name for name, number in ids.items() if number is None)
+    if missing:
+        raise RuntimeError(f"the installed grammar has no field {missing}: update the plugin")
+    return {name: number for name, number in ids.items() if number is not None}
+
+
 def node_text(node: SyntaxNode, source: bytes) -> str:
     """The source text of ``node``, decoded (undecodable bytes replaced)."""
     return source[node.start_byte : node.end_byte].decode("utf-8", errors="replace")

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from forge_core.contracts import CodeUnit, ParseRequest, ParseResult
+from forge_core.contracts import CodeUnit, ParseRequest, ParseResult, UnitQuality
 from forge_core.files import write_text_atomic
 from forge_core.mining_helpers import mine_shared
 from forge_core.plugins import PluginRegistry
@@ -284,13 +284,19 @@ def units_as_jsonl(units: list[CodeUnit]) -> bytes:
 def unit_json_line(unit: CodeUnit) -> bytes:
     """One unit as a JSON line, byte for byte ``unit.model_dump_json() + "\\n"``."""
     values = unit.__dict__
-    try:
-        return orjson.dumps(
-            {**values, "quality": values["quality"].__dict__}, option=orjson.OPT_APPEND_NEWLINE
-        )
-    except (TypeError, AttributeError):  # what orjson does not write as pydantic does
-        # (a lone surrogate, …) or a unit not built by validation (a plain-dict quality)
-        return CodeUnit.__pydantic_serializer__.to_json(unit) + b"\n"
+    if type(values["quality"]) is UnitQuality:  # not so in a unit built without validation
+        try:
+            return orjson.dumps(values, default=_quality_fields, option=orjson.OPT_APPEND_NEWLINE)
+        except TypeError:  # what orjson does not write as pydantic does (a lone surrogate, …)
+            pass
+    return CodeUnit.__pydantic_serializer__.to_json(unit) + b"\n"
+
+
+def _quality_fields(value: object) -> dict[str, Any]:
+    """How orjson writes a unit's quality: its fields (any other object is refused)."""
+    if type(value) is UnitQuality:
+        return value.__dict__
+    raise TypeError(f"not written by orjson: {type(value).__name__}")
 
 
 def assign_unit_ids(units: Iterable[CodeUnit]) -> list[CodeUnit]:

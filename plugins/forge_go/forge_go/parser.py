@@ -27,8 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
-import tree_sitter_go
-from tree_sitter import Language, Node, Parser
+from tree_sitter import Node, Parser
 
 from forge_core.codeinfo import (
     has_syntax_error,
@@ -39,15 +38,10 @@ from forge_core.codeinfo import (
 )
 from forge_core.contracts import CodeUnit, ParseRequest, ParseResult, UnitKind
 from forge_go.comments import doc_comment
+from forge_go.grammar import go_language
 from forge_go.references import FileImports, ReferringNodes, read_imports, unit_references
 
 LANGUAGE = "go"
-
-
-@lru_cache(maxsize=1)
-def go_language() -> Language:
-    """The tree-sitter Go grammar, loaded once."""
-    return Language(tree_sitter_go.language())
 
 
 @lru_cache(maxsize=1)

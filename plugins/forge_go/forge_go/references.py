@@ -11,6 +11,7 @@ from functools import cache, cached_property
 from tree_sitter import Language, Node, Query, QueryCursor
 
 from forge_core.codeinfo import node_text, walk
+from forge_go.grammar import FIELD, KIND
 
 #: A major-version path element (``.../v2``), which is not the package name.
 MAJOR_VERSION = re.compile(r"v[0-9]+")
@@ -82,6 +83,16 @@ def assumed_package_name(import_path: str) -> str:
     return base[:end]
 
 
+_CALL, _SELECTOR = KIND["call_expression"], KIND["selector_expression"]
+_QUALIFIED_TYPE, _CONVERSION = KIND["qualified_type"], KIND["type_conversion_expression"]
+_IDENTIFIER, _GENERIC, _TYPE_IDENTIFIER = (
+    KIND["identifier"],
+    KIND["generic_type"],
+    KIND["type_identifier"],
+)
+_FUNCTION, _OPERAND, _FIELD = FIELD["function"], FIELD["operand"], FIELD["field"]
+_PACKAGE, _NAME, _TYPE = FIELD["package"], FIELD["name"], FIELD["type"]
+
 #: The nodes :func:`unit_references` reads names from.
 REFERRING_QUERY = """
 [(call_expression) (selector_expression) (qualified_type) (type_conversion_expression)] @referring
@@ -137,32 +148,33 @@ def unit_references(
 
     candidates = walk(node) if referring is None else referring.within(node)
     for child in candidates:
-        kind = child.type
-        if kind == "call_expression":
-            callee = child.child_by_field_name("function")
-            if callee is not None and callee.type == "identifier":
+        kind = child.kind_id
+        if kind == _CALL:
+            callee = child.child_by_field_id(_FUNCTION)
+            callee_kind = callee.kind_id if callee is not None else None
+            if callee_kind == _IDENTIFIER:
                 add(callee)
-            elif callee is not None and callee.type == "selector_expression":
-                operand = callee.child_by_field_name("operand")
-                if operand is not None and operand.type == "identifier":
+            elif callee is not None and callee_kind == _SELECTOR:
+                operand = callee.child_by_field_id(_OPERAND)
+                if operand is not None and operand.kind_id == _IDENTIFIER:
                     add(operand)
-        elif kind == "selector_expression":
-            operand = child.child_by_field_name("operand")
+        elif kind == _SELECTOR:
+            operand = child.child_by_field_id(_OPERAND)
             if (
                 operand is not None
-                and operand.type == "identifier"
+                and operand.kind_id == _IDENTIFIER
                 and node_text(operand, source) in packages
             ):
                 add(operand)
-            add(child.child_by_field_name("field"))
-        elif kind == "qualified_type":
-            add(child.child_by_field_name("package"))
-            add(child.child_by_field_name("name"))
-        elif kind == "type_conversion_expression":
-            generic = child.child_by_field_name("type")
-            if generic is not None and generic.type == "generic_type":
-                base = generic.child_by_field_name("type")
-                if base is not None and base.type == "type_identifier":
+            add(child.child_by_field_id(_FIELD))
+        elif kind == _QUALIFIED_TYPE:
+            add(child.child_by_field_id(_PACKAGE))
+            add(child.child_by_field_id(_NAME))
+        elif kind == _CONVERSION:
+            generic = child.child_by_field_id(_TYPE)
+            if generic is not None and generic.kind_id == _GENERIC:
+                base = generic.child_by_field_id(_TYPE)
+                if base is not None and base.kind_id == _TYPE_IDENTIFIER:
                     add(base)
     for ref in imports.references:
         seen.setdefault(ref, None)

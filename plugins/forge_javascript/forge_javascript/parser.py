@@ -6,8 +6,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-import tree_sitter_javascript
-from tree_sitter import Language, Node, Parser, Query, QueryCursor
+from tree_sitter import Node, Parser, Query, QueryCursor
 
 from forge_core.codeinfo import (
     comment_block_above,
@@ -19,6 +18,7 @@ from forge_core.codeinfo import (
     trusted_code_unit,
 )
 from forge_core.contracts import CodeUnit, ParseResult
+from forge_javascript.grammar import javascript_language
 from forge_javascript.references import FileReferences, distinct, file_imports, scan_unit
 from forge_javascript.units import FoundUnit, ImportSite, Landmarks, UnitFinder
 
@@ -50,12 +50,6 @@ FILE_QUERY = """
 """
 #: The captures that can make a unit or an import.
 LANDMARKS = ("landmark", "module_call")
-
-
-@functools.cache
-def javascript_language() -> Language:
-    """The tree-sitter JavaScript grammar (JSX included)."""
-    return Language(tree_sitter_javascript.language())
 
 
 @functools.cache

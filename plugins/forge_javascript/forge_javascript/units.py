@@ -21,11 +21,13 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass
+from operator import attrgetter
 
 from tree_sitter import Node
 
 from forge_core.codeinfo import node_text, walk
 from forge_core.contracts import UnitKind
+from forge_javascript.grammar import KIND
 
 #: Function values that make a unit when bound to a name.
 FUNCTION_VALUES = frozenset({"function_expression", "generator_function", "arrow_function"})
@@ -41,6 +43,15 @@ PLAIN_KEYS = frozenset(
 IMPORT_CLAUSES = frozenset({"import_clause", "export_clause", "namespace_export"})
 #: Parents of an identifier that is itself the bound name (default or ``* as ns``).
 BINDING_PARENTS = frozenset({"import_clause", "namespace_import", "namespace_export"})
+#: The numbers (``Node.kind_id``) of the kinds the finder tests on every node it visits.
+_DECLARED_IDS = frozenset(KIND[kind] for kind in (*FUNCTION_DECLARATIONS, "class_declaration"))
+_VARIABLE_DECLARATION_IDS = frozenset(KIND[kind] for kind in VARIABLE_DECLARATIONS)
+_CALL_ID = KIND["call_expression"]
+_EXPORT_ID = KIND["export_statement"]
+_IMPORT_ID = KIND["import_statement"]
+_EXPRESSION_STATEMENT_ID = KIND["expression_statement"]
+#: (start_byte, end_byte) of a node, read in one call.
+_span = attrgetter("start_byte", "end_byte")
 
 
 @dataclass(frozen=True)
@@ -159,8 +170,9 @@ class Landmarks:
 
     def inside(self, node: Node) -> bool:
         """True when a landmark starts within ``node``'s span."""
-        index = bisect_left(self.starts, node.start_byte)
-        return index < len(self.starts) and self.starts[index] <= node.end_byte
+        start, end = _span(node)
+        index = bisect_left(self.starts, start)
+        return index < len(self.starts) and self.starts[index] <= end
 
 
 class UnitFinder:
@@ -183,9 +195,10 @@ class UnitFinder:
         landmarks = self.landmarks
         while stack:
             node = stack.pop()
-            module = module_call(node, self.source)
-            if module:
-                self.imports.append(ImportSite((node.start_byte, 0), module))
+            if node.kind_id == _CALL_ID:
+                module = module_call(node, self.source)
+                if module:
+                    self.imports.append(ImportSite((node.start_byte, 0), module))
             children = self._visit(node)
             if landmarks is not None:
                 children = [child for child in children if landmarks.inside(child)]
@@ -196,18 +209,18 @@ class UnitFinder:
 
     def _visit(self, node: Node) -> list[Node]:
         """Record the units ``node`` makes; return the children still to search."""
-        kind = node.type
-        if kind in FUNCTION_DECLARATIONS or kind == "class_declaration":
+        kind = node.kind_id
+        if kind in _DECLARED_IDS:
             self._add_declared(node)
             return []
-        if kind == "export_statement":
+        if kind == _EXPORT_ID:
             return self._visit_export(node)
-        if kind == "import_statement":
+        if kind == _IMPORT_ID:
             self._record_import(node)
             return []
-        if kind in VARIABLE_DECLARATIONS:
+        if kind in _VARIABLE_DECLARATION_IDS:
             return self._visit_declaration(node)
-        if kind == "expression_statement":
+        if kind == _EXPRESSION_STATEMENT_ID:
             return self._visit_expression(node)
         return node.named_children
 

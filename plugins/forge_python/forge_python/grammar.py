@@ -12,6 +12,8 @@ from functools import cache
 import tree_sitter_python
 from tree_sitter import Language
 
+from forge_core.codeinfo import field_ids, kind_ids
+
 __all__ = ["FIELD", "KIND", "python_language"]
 
 
@@ -21,27 +23,10 @@ def python_language() -> Language:
     return Language(tree_sitter_python.language())
 
 
-def _kind_ids(*names: str) -> dict[str, int]:
-    """The number of each kind this grammar has (a kind it lacks is left out); a kind
-    spelled with punctuation (``:``) is an anonymous node, a word a named one."""
-    language = python_language()
-    ids = {name: language.id_for_node_kind(name, name[0].isalpha()) for name in names}
-    return {name: number for name, number in ids.items() if number is not None}
-
-
-def _field_ids(*names: str) -> dict[str, int]:
-    """The number of each field (every one must exist)."""
-    language = python_language()
-    ids = {name: language.field_id_for_name(name) for name in names}
-    missing = [name for name, number in ids.items() if number is None]
-    if missing:
-        raise RuntimeError(f"tree-sitter-python has no field {missing}: update forge-python")
-    return ids  # type: ignore[return-value]
-
-
 #: Node kind → its number (``Node.kind_id``), for the kinds the plugin tests
 #: (``except_group_clause`` only where the grammar version has it).
-KIND = _kind_ids(
+KIND = kind_ids(
+    python_language(),
     "function_definition",
     "class_definition",
     "decorated_definition",
@@ -65,4 +50,4 @@ KIND = _kind_ids(
     ":",
 )
 #: Field name → its number (``Node.child_by_field_id``).
-FIELD = _field_ids("name", "body", "definition")
+FIELD = field_ids(python_language(), "name", "body", "definition")
