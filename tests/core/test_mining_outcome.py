@@ -95,10 +95,11 @@ def _parser_fields(**quality: object) -> dict:
 def test_trusted_units_equal_validated_ones_in_every_shape() -> None:
     """Complete ordered fields (the parsers' fast path), reordered and partial ones alike."""
     complete = _parser_fields()
+    with_id = {"id": "", **_parser_fields()}
     reordered = dict(reversed(list(_parser_fields().items())))
     partial = {k: v for k, v in _parser_fields().items() if k not in {"parent", "content_hash"}}
     partial["quality"] = {"lines": 3, "has_doc": True}
-    for fields in (complete, reordered, partial):
+    for fields in (complete, with_id, reordered, partial):
         expected = CodeUnit.model_validate(copy.deepcopy(fields))
         unit = trusted_code_unit(copy.deepcopy(fields))
         assert unit == expected

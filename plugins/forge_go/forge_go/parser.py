@@ -234,10 +234,11 @@ def build_unit(
         end_row -= 1  # the node ends with a newline: its last line is the one before
     end_line = end_row + 1
     docstring = doc_comment(node, go_file.source)
-    # Every value below already has the contract's type, every field but the id
-    # in the contract's order: no need to validate it again.
+    # Every value below already has the contract's type, every field in the
+    # contract's order: no need to validate it again.
     return trusted_code_unit(
         {
+            "id": "",  # the core gives ids
             "path": go_file.path,
             "language": LANGUAGE,
             "kind": kind,

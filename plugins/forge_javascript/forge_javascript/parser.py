@@ -150,10 +150,11 @@ def build_unit(found: FoundUnit, names: list[str], facts: FileFacts) -> CodeUnit
         end_row -= 1  # a node ending with a newline ends on the line before
     docstring = jsdoc_above(outer, facts.source)
     leading = None if docstring is not None else comment_above(outer, facts)
-    # Every value below already has the contract's type, every field but the id
-    # in the contract's order: no need to validate it again.
+    # Every value below already has the contract's type, every field in the
+    # contract's order: no need to validate it again.
     return trusted_code_unit(
         {
+            "id": "",  # the core gives ids
             "path": facts.path,
             "language": LANGUAGE_NAME,
             "kind": found.kind,

@@ -239,10 +239,11 @@ def build_unit(found: Definition, source: SourceText, facts: FileFacts) -> CodeU
         or name.startswith("test")
         or (found.kind is UnitKind.CLASS and name.startswith("Test"))
     )
-    # Every value below already has the contract's type, every field but the id
-    # in the contract's order: no need to validate it again.
+    # Every value below already has the contract's type, every field in the
+    # contract's order: no need to validate it again.
     return trusted_code_unit(
         {
+            "id": "",  # the core gives ids
             "path": facts.path,
             "language": LANGUAGE_NAME,
             "kind": found.kind,
