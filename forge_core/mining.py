@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from forge_core.codeinfo import trusted_model
 from forge_core.contracts import CodeUnit, ParseRequest, ParseResult, UnitQuality
 from forge_core.files import write_text_atomic
 from forge_core.mining_helpers import mine_shared
@@ -197,7 +198,9 @@ def mine_file(
     result = cache.get(key) if key else None
     outcome.cached = result is not None
     if result is None:
-        request = ParseRequest(path=source.relative, language=source.language, source=data)
+        request = trusted_model(
+            ParseRequest, {"path": source.relative, "language": source.language, "source": data}
+        )
         result = ParseResult.model_validate(parse(request))
         if key:
             cache.put(key, result)

@@ -124,3 +124,19 @@ def test_a_unit_built_without_validation_is_written_as_pydantic_writes_it() -> N
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydantic warns that quality is no UnitQuality
         assert unit_json_line(constructed) == unit.model_dump_json().encode() + b"\n"
+
+
+def test_trusted_small_contracts_equal_validated_ones_and_need_every_field_in_order() -> None:
+    from forge_core.codeinfo import trusted_model
+    from forge_core.contracts import ParseRequest, ParseResult
+
+    request = trusted_model(ParseRequest, {"path": "a.py", "language": "python", "source": b"x"})
+    assert request == ParseRequest(path="a.py", language="python", source=b"x")
+    assert request.model_fields_set == {"path", "language", "source"}
+    result = trusted_model(ParseResult, {"units": [], "imports": ["os"], "has_syntax_error": True})
+    assert result == ParseResult(imports=["os"], has_syntax_error=True)
+    assert ParseResult.model_validate(result) is result  # the core takes it as it is
+    with pytest.raises(TypeError, match="not every field of ParseRequest in order"):
+        trusted_model(ParseRequest, {"language": "python", "path": "a.py", "source": b""})
+    with pytest.raises(TypeError, match="not every field of ParseResult"):
+        trusted_model(ParseResult, {"units": []})

@@ -35,6 +35,7 @@ from forge_core.codeinfo import (
     looks_generated,
     node_text,
     trusted_code_unit,
+    trusted_model,
 )
 from forge_core.contracts import CodeUnit, ParseRequest, ParseResult, UnitKind
 from forge_go.comments import doc_comment
@@ -84,7 +85,14 @@ def parse_go(request: ParseRequest) -> ParseResult:
             referring=ReferringNodes.of(root, go_language()),
         )
         units = [unit for node in declarations for unit in declaration_units(node, go_file)]
-    return ParseResult(units=units, imports=imports.paths, has_syntax_error=has_syntax_error(root))
+    return trusted_model(
+        ParseResult,
+        {
+            "units": units,
+            "imports": list(imports.paths),
+            "has_syntax_error": has_syntax_error(root),
+        },
+    )
 
 
 def top_level_nodes(root: Node) -> Iterator[Node]:

@@ -16,6 +16,7 @@ from forge_core.codeinfo import (
     looks_generated,
     node_text,
     trusted_code_unit,
+    trusted_model,
 )
 from forge_core.contracts import CodeUnit, ParseResult
 from forge_javascript.grammar import javascript_language
@@ -97,8 +98,10 @@ def file_captures(root: Node, source: bytes) -> dict[str, list[Node]]:
     names = captures.setdefault("name", [])
     module_calls = captures.setdefault("module_call", [])
     for callee in captures.pop("callee", []):
-        call = callee.parent  # the call_expression whose function the callee is
-        if call is not None and source[callee.start_byte : callee.end_byte] == b"require":
+        # The text first: ``parent`` walks down from the root of the tree.
+        is_require = source[callee.start_byte : callee.end_byte] == b"require"
+        call = callee.parent if is_require else None  # the call whose function it is
+        if call is not None:
             module_calls.append(call)
         else:
             names.append(callee)
@@ -126,7 +129,9 @@ def parse_javascript(path: str, source: bytes) -> ParseResult:
         sites.extend(modules)
     imports = file_imports(sites)
     if not found:
-        return ParseResult(units=[], imports=imports, has_syntax_error=root.has_error)
+        return trusted_model(
+            ParseResult, {"units": [], "imports": imports, "has_syntax_error": root.has_error}
+        )
     # ``utf-8-sig``: a byte order mark must not hide a comment on the first line.
     text = source.decode("utf-8-sig", errors="replace")
     facts = FileFacts(
@@ -138,7 +143,9 @@ def parse_javascript(path: str, source: bytes) -> ParseResult:
         generated=looks_generated(text),
     )
     units = [build_unit(unit, names, facts) for unit, (names, _) in zip(found, scans, strict=True)]
-    return ParseResult(units=units, imports=imports, has_syntax_error=root.has_error)
+    return trusted_model(
+        ParseResult, {"units": units, "imports": imports, "has_syntax_error": root.has_error}
+    )
 
 
 def build_unit(found: FoundUnit, names: list[str], facts: FileFacts) -> CodeUnit:

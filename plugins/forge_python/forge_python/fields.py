@@ -46,14 +46,21 @@ def content_end(node: Node) -> int:
     return content_end_node(node).end_byte
 
 
-def content_end_node(node: Node) -> Node:
+def content_end_node(node: Node, data: bytes | None = None) -> Node:
     """The node that ends where ``node``'s content ends: ``node`` itself, or its last
     descendant before the comments tree-sitter leaves at the end of blocks.
 
     Its ``end_byte`` is :func:`content_end`; its ``end_point`` the row that ends the unit.
+    ``data`` is the file's bytes, when the caller has them: a last line without ``#``
+    or ``\\`` cannot end with a comment or a line continuation, so the tree is not asked.
     """
-    end = node.end_byte
-    if end > node.start_byte:
+    start, end = span_of(node)
+    if data is not None and end > start and not node.has_error:
+        newline = data.rfind(b"\n", start, end)
+        line_start = newline + 1 if newline >= 0 else start
+        if data.find(b"#", line_start, end) < 0 and data.find(b"\\", line_start, end) < 0:
+            return node
+    if end > start:
         # Most units end with code: when the leaf holding the last byte is not a comment,
         # every node down to it ends there too, and so does the walk below.
         last = node.descendant_for_byte_range(end - 1, end)

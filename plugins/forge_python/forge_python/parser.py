@@ -25,6 +25,7 @@ from forge_core.codeinfo import (
     is_test_path,
     looks_generated,
     trusted_code_unit,
+    trusted_model,
     walk,
 )
 from forge_core.contracts import CodeUnit, ParseResult, UnitKind
@@ -223,7 +224,7 @@ def build_unit(found: Definition, source: SourceText, facts: FileFacts) -> CodeU
     """Extract every field of one unit."""
     node, definition, name, scope = found.node, found.definition, found.name, found.scope
     start_byte = node.start_byte
-    end_node = content_end_node(node)
+    end_node = content_end_node(node, source.data)
     end_byte = end_node.end_byte
     if facts.tree_rows:  # tree-sitter already counted them
         start_row = node.start_point.row
@@ -288,4 +289,6 @@ def parse_source(path: str, data: bytes) -> ParseResult:
             tree_rows=not repaired,
         )
         units = [build_unit(found, source, facts) for found in definitions]
-    return ParseResult(units=units, imports=imports, has_syntax_error=flagged(root))
+    return trusted_model(
+        ParseResult, {"units": units, "imports": imports, "has_syntax_error": flagged(root)}
+    )

@@ -11,7 +11,12 @@ from tree_sitter import Node
 
 from forge_core.contracts import CodeUnit
 from forge_python.astref import ast_units, parser_units
-from forge_python.fields import TRAILING_EXTRAS, content_end, string_literal_value
+from forge_python.fields import (
+    TRAILING_EXTRAS,
+    content_end,
+    content_end_node,
+    string_literal_value,
+)
 from forge_python.parser import find_definitions, parse_source, parse_tree
 from forge_python.source import SourceText, source_encoding
 
@@ -155,6 +160,8 @@ def test_content_end_shortcut_matches_the_walk() -> None:
     assert len(definitions) == 11
     for found in definitions:
         assert content_end(found.node) == _walked_end(found.node)
+        # With the file's bytes, the last line's text may answer instead of the tree.
+        assert content_end_node(found.node, source.data).end_byte == _walked_end(found.node)
 
 
 def test_every_prefix_parses_into_units_equal_to_validated_ones() -> None:
