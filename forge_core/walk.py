@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 
 import pathspec
@@ -37,6 +38,8 @@ SKIPPED_DIRS = frozenset(
         "runs",
     }
 )
+#: A folder entry's name, the order of a walk.
+_ENTRY_NAME = attrgetter("name")
 #: Bytes read to decide whether a file is binary.
 BINARY_SNIFF_BYTES = 8192
 
@@ -132,8 +135,15 @@ def classify_content(data: bytes) -> str | None:
     return None
 
 
-def _entry_name(entry: os.DirEntry[str]) -> str:
-    return entry.name
+def extension_of(name: str) -> str:
+    """``os.path.splitext(name)[1].lower()`` for a file name (no folder), without its cost.
+
+    Dots that start the name do not start an extension (``.bashrc`` has none).
+    """
+    dot = name.rfind(".")
+    if dot <= 0 or (name[0] == "." and not name[:dot].lstrip(".")):
+        return ""
+    return name[dot:].lower()
 
 
 def check_repository(repo: Path) -> None:
@@ -171,7 +181,7 @@ def walk_repository(
         visited.add(real)
         try:
             with os.scandir(folder) as iterator:
-                entries = sorted(iterator, key=_entry_name)
+                entries = sorted(iterator, key=_ENTRY_NAME)
         except OSError:
             result.skip("unreadable folder", relative_dir or ".")
             continue
@@ -198,7 +208,7 @@ def walk_repository(
                 if not ignores.ignored(relative, is_dir=True):
                     subfolders.append((entry.path, real_entry, relative, ignores))
                 continue
-            language = by_extension.get(os.path.splitext(name)[1].lower())
+            language = by_extension.get(extension_of(name))
             if language is None or not entry.is_file():
                 continue
             if ignores.ignored(relative, is_dir=False):

@@ -134,3 +134,15 @@ def test_parse_cache_skips_unchanged_files(
     assert report["cached_files"] == 5
     units = read_jsonl(forge.run.path / "mine" / "units.jsonl", CodeUnit)
     assert units[0].name == "changed" and len(units) == 16
+
+
+def test_extension_of_is_splitext_lowered() -> None:
+    import itertools
+    import os
+
+    from forge_core.walk import extension_of
+
+    names = [".bashrc", "..py", "A.PY", "a.b.JS", ".a.py", "..a.go", "x..", "noext"]
+    names += ["".join(p) for n in range(1, 6) for p in itertools.product(".aB", repeat=n)]
+    for name in names:
+        assert extension_of(name) == os.path.splitext(name)[1].lower(), name
