@@ -144,7 +144,7 @@ def collect_identifiers(node: SyntaxNode, source: bytes, types: Iterable[str]) -
 
 def looks_generated(text: str) -> bool:
     """True for files with a generated-code header or minified lines."""
-    head = "\n".join(text[:4000].splitlines()[:10])
+    head = "\n".join(head_lines(text, 10, 4000))
     if head.isascii():
         # The same test, without trying the pattern at every offset of the head.
         lowered = head.lower()
@@ -153,6 +153,20 @@ def looks_generated(text: str) -> bool:
     elif GENERATED_MARKERS.search(head):
         return True
     return has_line_longer_than(text, MINIFIED_LINE_CHARS)
+
+
+def head_lines(text: str, count: int, limit: int) -> list[str]:
+    """``text[:limit].splitlines()[:count]``, without splitting the lines after those.
+
+    The first ``count`` lines end by the ``count``-th ``\\n`` (every ``\\n`` ends a line
+    for ``splitlines``), so the text up to and with it holds them all.
+    """
+    end = -1
+    for _ in range(count):
+        end = text.find("\n", end + 1, limit)
+        if end < 0:
+            return text[:limit].splitlines()[:count]
+    return text[: end + 1].splitlines()[:count]
 
 
 def has_line_longer_than(text: str, limit: int) -> bool:

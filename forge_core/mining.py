@@ -123,9 +123,9 @@ class MiningReport:
     cached_files: int = 0
     files_with_syntax_errors: int = 0
     workers: int = 1
-    by_language_and_kind: Counter[tuple[str, str]] = field(default_factory=Counter)
-    """Units per (language, kind), counted file by file (a kind may be a ``UnitKind`` or its
-    value, two keys that the properties below add up as one)."""
+    unit_kinds: list[tuple[str, str]] = field(default_factory=list)
+    """(language, kind) of every unit, counted once at the end (a kind may be a
+    ``UnitKind`` or its value, two keys that the counts below add up as one)."""
     skipped: Counter[str] = field(default_factory=Counter)
     skipped_examples: dict[str, str] = field(default_factory=dict)
 
@@ -141,13 +141,13 @@ class MiningReport:
         self.files_with_syntax_errors += outcome.has_syntax_error
         kinds = outcome.kinds()
         self.units += len(kinds)
-        self.by_language_and_kind.update(kinds)
+        self.unit_kinds += kinds
 
     @property
     def by_language(self) -> Counter[str]:
         """Units per language."""
         counts: Counter[str] = Counter()
-        for (language, _), count in self.by_language_and_kind.items():
+        for (language, _), count in Counter(self.unit_kinds).items():
             counts[language] += count
         return counts
 
@@ -155,7 +155,7 @@ class MiningReport:
     def by_kind(self) -> Counter[str]:
         """Units per ``language.kind``."""
         counts: Counter[str] = Counter()
-        for (language, kind), count in self.by_language_and_kind.items():
+        for (language, kind), count in Counter(self.unit_kinds).items():
             counts[f"{language}.{kind}"] += count
         return counts
 

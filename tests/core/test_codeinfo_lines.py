@@ -10,6 +10,7 @@ from forge_core.codeinfo import (
     MINIFIED_LINE_CHARS,
     comment_block_above,
     has_line_longer_than,
+    head_lines,
     leading_comment_block,
     looks_generated,
 )
@@ -55,3 +56,12 @@ def test_comment_block_above_keeps_the_lines_in_order() -> None:
     start = text.index("def")
     assert comment_block_above(text, start, ("#",)) == "# three\n#four"
     assert comment_block_above(text, text.index("\n") + 1, ("#",)) is None
+
+
+def test_head_lines_are_the_first_lines_that_splitlines_gives() -> None:
+    rng = random.Random(3)
+    pieces = ["", "a", "bb", "\r", "\n", "\r\n", "\x0c", "\u2028", "x\n", "\n\n"]
+    for _ in range(20000):
+        text = "".join(rng.choices(pieces, k=rng.randint(0, 14)))
+        count, limit = rng.randint(0, 6), rng.randint(0, 30)
+        assert head_lines(text, count, limit) == text[:limit].splitlines()[:count], (text, count)
