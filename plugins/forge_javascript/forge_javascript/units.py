@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass
-from operator import attrgetter
 
 from tree_sitter import Node
 
@@ -50,8 +49,6 @@ _CALL_ID = KIND["call_expression"]
 _EXPORT_ID = KIND["export_statement"]
 _IMPORT_ID = KIND["import_statement"]
 _EXPRESSION_STATEMENT_ID = KIND["expression_statement"]
-#: (start_byte, end_byte) of a node, read in one call.
-_span = attrgetter("start_byte", "end_byte")
 
 
 @dataclass(frozen=True)
@@ -170,9 +167,8 @@ class Landmarks:
 
     def inside(self, node: Node) -> bool:
         """True when a landmark starts within ``node``'s span."""
-        start, end = _span(node)
-        index = bisect_left(self.starts, start)
-        return index < len(self.starts) and self.starts[index] <= end
+        index = bisect_left(self.starts, node.start_byte)
+        return index < len(self.starts) and self.starts[index] <= node.end_byte
 
 
 class UnitFinder:

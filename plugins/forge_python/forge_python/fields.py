@@ -54,7 +54,7 @@ def content_end_node(node: Node, data: bytes | None = None) -> Node:
     ``data`` is the file's bytes, when the caller has them: a last line without ``#``
     or ``\\`` cannot end with a comment or a line continuation, so the tree is not asked.
     """
-    start, end = span_of(node)
+    start, end = node.start_byte, node.end_byte
     if data is not None and end > start and not node.has_error:
         newline = data.rfind(b"\n", start, end)
         line_start = newline + 1 if newline >= 0 else start

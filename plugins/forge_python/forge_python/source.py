@@ -59,8 +59,7 @@ class SourceText:
     def text(self, node: SyntaxNode) -> str:
         """The decoded text of ``node``."""
         if self.ascii:
-            start, end = span_of(node)
-            return self.full_text[start:end]
+            return self.full_text[node.start_byte : node.end_byte]
         if self.encoding == "utf-8":
             return node_text(node, self.data)
         return self.span(node.start_byte, node.end_byte)
@@ -79,7 +78,7 @@ class SourceText:
         """The decoded text between two byte offsets (undecodable bytes replaced)."""
         if self.ascii:
             return self.full_text[start:end]
-        return self.data[start:end].decode(self.encoding, errors="replace")
+        return self.data[start:end].decode(self.encoding, "replace")
 
     @cached_property
     def full_text(self) -> str:
