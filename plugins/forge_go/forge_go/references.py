@@ -7,6 +7,7 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache, cached_property
+from operator import attrgetter
 
 from tree_sitter import Language, Node, Query, QueryCursor
 
@@ -93,6 +94,8 @@ _IDENTIFIER, _GENERIC, _TYPE_IDENTIFIER = (
 _FUNCTION, _OPERAND, _FIELD = FIELD["function"], FIELD["operand"], FIELD["field"]
 _PACKAGE, _NAME, _TYPE = FIELD["package"], FIELD["name"], FIELD["type"]
 
+_START_BYTE, _END_BYTE = attrgetter("start_byte"), attrgetter("end_byte")
+
 #: The nodes :func:`unit_references` reads names from.
 REFERRING_QUERY = """
 [(call_expression) (selector_expression) (qualified_type) (type_conversion_expression)] @referring
@@ -116,9 +119,11 @@ class ReferringNodes:
     def of(cls, root: Node, language: Language) -> ReferringNodes:
         """Find them with one C-side query instead of a Python walk over every node."""
         found = QueryCursor(referring_query(language)).captures(root).get("referring", [])
-        # Captures do not come in walk order: sort by start, the outer of nested nodes first.
-        keyed = sorted((n.start_byte, -n.end_byte, i) for i, n in enumerate(found))
-        return cls([found[i] for _, _, i in keyed], [start for start, _, _ in keyed])
+        # Captures do not come in walk order: sort by start, the outer of nested nodes first
+        # (two sorts, the stable second by start alone, instead of a key tuple per node).
+        found.sort(key=_END_BYTE, reverse=True)
+        found.sort(key=_START_BYTE)
+        return cls(found, list(map(_START_BYTE, found)))
 
     def within(self, node: Node) -> list[Node]:
         """The referring nodes inside ``node``, in walk order."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass
+from operator import attrgetter
 
 from tree_sitter import Node
 
@@ -42,6 +43,8 @@ PLAIN_KEYS = frozenset(
 IMPORT_CLAUSES = frozenset({"import_clause", "export_clause", "namespace_export"})
 #: Parents of an identifier that is itself the bound name (default or ``* as ns``).
 BINDING_PARENTS = frozenset({"import_clause", "namespace_import", "namespace_export"})
+#: A node's start, read for many nodes at C speed.
+_START_BYTE = attrgetter("start_byte")
 #: The numbers (``Node.kind_id``) of the kinds the finder tests on every node it visits.
 _DECLARED_IDS = frozenset(KIND[kind] for kind in (*FUNCTION_DECLARATIONS, "class_declaration"))
 _VARIABLE_DECLARATION_IDS = frozenset(KIND[kind] for kind in VARIABLE_DECLARATIONS)
@@ -163,7 +166,7 @@ class Landmarks:
     @classmethod
     def of(cls, nodes: list[Node]) -> Landmarks:
         """Index ``nodes`` (any order)."""
-        return cls(sorted(node.start_byte for node in nodes))
+        return cls(sorted(map(_START_BYTE, nodes)))
 
     def inside(self, node: Node) -> bool:
         """True when a landmark starts within ``node``'s span."""

@@ -11,7 +11,7 @@ import inspect
 import warnings
 from bisect import bisect_left
 from dataclasses import dataclass
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 
 from tree_sitter import Node
 
@@ -37,6 +37,8 @@ _COLON_ID = KIND[":"]
 _BODY = FIELD["body"]
 #: The start of a (start, end) span.
 _START = itemgetter(0)
+#: A node's start byte.
+_START_BYTE = attrgetter("start_byte")
 #: String prefixes that leave a literal without backslashes equal to its body.
 PLAIN_PREFIXES = frozenset({"", "u", "U", "r", "R"})
 
@@ -191,7 +193,7 @@ def _compact(text: str) -> str:
 def file_imports(statements: list[Node], source: SourceText) -> list[str]:
     """Modules and names imported by the given import statements, distinct, in order."""
     names: dict[str, None] = {}
-    for statement in sorted(statements, key=lambda n: n.start_byte):
+    for statement in sorted(statements, key=_START_BYTE):
         if statement.type == "future_import_statement":
             names.setdefault("__future__", None)
         module = statement.child_by_field_name("module_name")
