@@ -44,6 +44,8 @@ __all__ = [
 PARALLEL_MIN_BYTES = 2_000_000
 #: Files handed to a worker at a time.
 CHUNK_FILES = 16
+#: Units whose (language, kind) the report keeps before counting them.
+PENDING_KINDS = 65_536
 #: (language, kind) of a unit, read at C speed.
 _LANGUAGE_AND_KIND = attrgetter("language", "kind")
 
@@ -123,9 +125,12 @@ class MiningReport:
     cached_files: int = 0
     files_with_syntax_errors: int = 0
     workers: int = 1
-    unit_kinds: list[tuple[str, str]] = field(default_factory=list)
-    """(language, kind) of every unit, counted once at the end (a kind may be a
-    ``UnitKind`` or its value, two keys that the counts below add up as one)."""
+    kind_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Units per (language, kind) (a kind may be a ``UnitKind`` or its value, two keys
+    that :attr:`by_language` and :attr:`by_kind` add up as one)."""
+    pending_kinds: list[tuple[str, str]] = field(default_factory=list)
+    """(language, kind) of the units added since they were last counted: counting tens of
+    thousands at once costs less than a count per file."""
     skipped: Counter[str] = field(default_factory=Counter)
     skipped_examples: dict[str, str] = field(default_factory=dict)
 
@@ -141,21 +146,29 @@ class MiningReport:
         self.files_with_syntax_errors += outcome.has_syntax_error
         kinds = outcome.kinds()
         self.units += len(kinds)
-        self.unit_kinds += kinds
+        self.pending_kinds += kinds
+        if len(self.pending_kinds) >= PENDING_KINDS:
+            self._count_pending()
+
+    def _count_pending(self) -> None:
+        self.kind_counts.update(self.pending_kinds)
+        self.pending_kinds.clear()
 
     @property
     def by_language(self) -> Counter[str]:
         """Units per language."""
+        self._count_pending()
         counts: Counter[str] = Counter()
-        for (language, _), count in Counter(self.unit_kinds).items():
+        for (language, _), count in self.kind_counts.items():
             counts[language] += count
         return counts
 
     @property
     def by_kind(self) -> Counter[str]:
         """Units per ``language.kind``."""
+        self._count_pending()
         counts: Counter[str] = Counter()
-        for (language, kind), count in Counter(self.unit_kinds).items():
+        for (language, kind), count in self.kind_counts.items():
             counts[f"{language}.{kind}"] += count
         return counts
 

@@ -54,7 +54,7 @@ class SourceFile:
 
     location: str
     """Where the file is, as the OS takes it (``open(location)``): a string, because a
-    ``Path`` per file costs more to build and to turn back into one than reading it."""
+    ``Path`` costs microseconds per file to build and to turn back into a string."""
     relative: str
     language: str
     size: int

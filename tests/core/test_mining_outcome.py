@@ -140,3 +140,29 @@ def test_trusted_small_contracts_equal_validated_ones_and_need_every_field_in_or
         trusted_model(ParseRequest, {"language": "python", "path": "a.py", "source": b""})
     with pytest.raises(TypeError, match="not every field of ParseResult"):
         trusted_model(ParseResult, {"units": []})
+
+
+def test_report_counts_kinds_across_batches_and_kind_spellings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kinds counted in batches, as ``UnitKind`` (this process) or text (helpers), add up."""
+    from forge_core import mining
+    from forge_core.contracts import UnitKind
+    from forge_core.mining import FileOutcome, MiningReport
+
+    monkeypatch.setattr(mining, "PENDING_KINDS", 3)
+    report = MiningReport()
+    for index in range(5):
+        outcome = FileOutcome(f"f{index}.py", "python", 10)
+        outcome.unit_lines = b""
+        kind = UnitKind.FUNCTION if index % 2 else "function"
+        outcome.unit_kinds = [("python", kind), ("python", "class"), ("go", "type")]
+        report.add(outcome)
+    assert report.units == 15
+    assert report.by_language == {"python": 10, "go": 5}
+    assert report.by_kind == {"python.function": 5, "python.class": 5, "go.type": 5}
+    assert report.as_json()["units_by_kind"] == {
+        "go.type": 5,
+        "python.class": 5,
+        "python.function": 5,
+    }
