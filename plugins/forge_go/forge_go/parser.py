@@ -61,6 +61,8 @@ class GoFile:
     is_test: bool
     generated: bool
     referring: ReferringNodes
+    text: str | None
+    """``source`` decoded when it is ASCII (its byte offsets are then text offsets)."""
 
 
 #: Top-level declarations that make units.
@@ -76,13 +78,15 @@ def parse_go(request: ParseRequest) -> ParseResult:
     declarations = [node for node in top_level if node.type in DECLARATION_TYPES]
     units: list[CodeUnit] = []
     if declarations:  # what only units need is computed only for files that have some
+        text = source.decode("utf-8", errors="replace")
         go_file = GoFile(
             path=request.path,
             source=source,
             imports=imports,
             is_test=is_test_path(request.path),
-            generated=looks_generated(source.decode("utf-8", errors="replace")),
+            generated=looks_generated(text),
             referring=ReferringNodes.of(root, go_language()),
+            text=text if source.isascii() else None,
         )
         units = [unit for node in declarations for unit in declaration_units(node, go_file)]
     return trusted_model(
@@ -260,7 +264,9 @@ def build_unit(
             "end_line": end_line,
             "start_byte": node.start_byte,
             "end_byte": node.end_byte,
-            "references": unit_references(node, go_file.source, go_file.imports, go_file.referring),
+            "references": unit_references(
+                node, go_file.source, go_file.imports, go_file.referring, go_file.text
+            ),
             "parent": parent,
             "content_hash": "",
             "quality": {

@@ -133,7 +133,11 @@ class ReferringNodes:
 
 
 def unit_references(
-    node: Node, source: bytes, imports: FileImports, referring: ReferringNodes | None = None
+    node: Node,
+    source: bytes,
+    imports: FileImports,
+    referring: ReferringNodes | None = None,
+    text: str | None = None,
 ) -> list[str]:
     """What the unit refers to, distinct and in order of appearance, then the file's imports.
 
@@ -142,14 +146,20 @@ def unit_references(
     ``y``, and ``x`` too when it names an imported package), qualified types
     (``http.Request`` gives ``http`` and ``Request``), then each import's path and name.
     ``referring`` is the file's referring nodes, found once for all its units; without
-    it the unit's nodes are walked.
+    it the unit's nodes are walked. ``text`` is ``source`` decoded when it is ASCII
+    (byte offsets are then text offsets: names are sliced, not decoded one by one).
     """
     packages = imports.package_names
     seen: dict[str, None] = {}
 
+    def name(ref: Node) -> str:
+        if text is None:
+            return node_text(ref, source)
+        return text[ref.start_byte : ref.end_byte]
+
     def add(ref: Node | None) -> None:
         if ref is not None:
-            seen.setdefault(node_text(ref, source), None)
+            seen.setdefault(name(ref), None)
 
     candidates = walk(node) if referring is None else referring.within(node)
     for child in candidates:
@@ -165,11 +175,7 @@ def unit_references(
                     add(operand)
         elif kind == _SELECTOR:
             operand = child.child_by_field_id(_OPERAND)
-            if (
-                operand is not None
-                and operand.kind_id == _IDENTIFIER
-                and node_text(operand, source) in packages
-            ):
+            if operand is not None and operand.kind_id == _IDENTIFIER and name(operand) in packages:
                 add(operand)
             add(child.child_by_field_id(_FIELD))
         elif kind == _QUALIFIED_TYPE:
