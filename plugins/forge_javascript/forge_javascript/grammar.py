@@ -11,7 +11,7 @@ from tree_sitter import Language
 
 from forge_core.codeinfo import kind_ids
 
-__all__ = ["KIND", "javascript_language"]
+__all__ = ["FUNCTION_DECLARATIONS", "KIND", "VARIABLE_DECLARATIONS", "javascript_language"]
 
 
 @functools.cache
@@ -20,16 +20,17 @@ def javascript_language() -> Language:
     return Language(tree_sitter_javascript.language())
 
 
+#: Function declarations (statements).
+FUNCTION_DECLARATIONS = frozenset({"function_declaration", "generator_function_declaration"})
+#: Variable declarations whose declarators may bind units.
+VARIABLE_DECLARATIONS = frozenset({"lexical_declaration", "variable_declaration"})
 #: Node kind → its number (``Node.kind_id``).
 KIND = kind_ids(
     javascript_language(),
+    *sorted(FUNCTION_DECLARATIONS | VARIABLE_DECLARATIONS),
     "call_expression",
-    "function_declaration",
-    "generator_function_declaration",
     "class_declaration",
     "export_statement",
     "import_statement",
-    "lexical_declaration",
-    "variable_declaration",
     "expression_statement",
 )

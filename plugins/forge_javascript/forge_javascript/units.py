@@ -27,14 +27,10 @@ from tree_sitter import Node
 
 from forge_core.codeinfo import node_text, walk
 from forge_core.contracts import UnitKind
-from forge_javascript.grammar import KIND
+from forge_javascript.grammar import FUNCTION_DECLARATIONS, KIND, VARIABLE_DECLARATIONS
 
 #: Function values that make a unit when bound to a name.
 FUNCTION_VALUES = frozenset({"function_expression", "generator_function", "arrow_function"})
-#: Function declarations (statements).
-FUNCTION_DECLARATIONS = frozenset({"function_declaration", "generator_function_declaration"})
-#: Variable declarations whose declarators may bind units.
-VARIABLE_DECLARATIONS = frozenset({"lexical_declaration", "variable_declaration"})
 #: Nodes that name an object or class member directly.
 PLAIN_KEYS = frozenset(
     {"property_identifier", "private_property_identifier", "identifier", "number"}

@@ -15,7 +15,7 @@ from operator import attrgetter, itemgetter
 
 from tree_sitter import Node
 
-from forge_python.grammar import FIELD, KIND
+from forge_python.grammar import FIELD, KIND, TRAILING_EXTRAS
 from forge_python.source import SourceText, span_of
 
 __all__ = [
@@ -28,9 +28,7 @@ __all__ = [
     "string_literal_value",
 ]
 
-#: Nodes tree-sitter may leave at the end of a block that ``ast`` does not count.
-TRAILING_EXTRAS = frozenset({"comment", "line_continuation"})
-#: Their numbers (``Node.kind_id``), and those of the other kinds read here.
+#: The numbers (``Node.kind_id``) of the trailing extras and the other kinds read here.
 _TRAILING_EXTRA_IDS = frozenset(KIND[name] for name in TRAILING_EXTRAS)
 _EXPRESSION_STATEMENT_ID = KIND["expression_statement"]
 _COLON_ID = KIND[":"]

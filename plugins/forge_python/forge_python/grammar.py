@@ -14,7 +14,14 @@ from tree_sitter import Language
 
 from forge_core.codeinfo import field_ids, kind_ids
 
-__all__ = ["FIELD", "KIND", "python_language"]
+__all__ = [
+    "COMPOUND_TYPES",
+    "DEFINITION_TYPES",
+    "FIELD",
+    "KIND",
+    "TRAILING_EXTRAS",
+    "python_language",
+]
 
 
 @cache
@@ -23,30 +30,36 @@ def python_language() -> Language:
     return Language(tree_sitter_python.language())
 
 
+#: Definitions that become units (decorated or not).
+DEFINITION_TYPES = frozenset({"function_definition", "class_definition"})
+#: Statements (and their clauses) whose blocks may hold module- or class-level definitions.
+COMPOUND_TYPES = frozenset(
+    {
+        "block",
+        "if_statement",
+        "elif_clause",
+        "else_clause",
+        "try_statement",
+        "except_clause",
+        "except_group_clause",
+        "finally_clause",
+        "with_statement",
+        "for_statement",
+        "while_statement",
+        "match_statement",
+        "case_clause",
+        "ERROR",
+    }
+)
+#: Nodes tree-sitter may leave at the end of a block that ``ast`` does not count.
+TRAILING_EXTRAS = frozenset({"comment", "line_continuation"})
 #: Node kind → its number (``Node.kind_id``), for the kinds the plugin tests
 #: (``except_group_clause`` only where the grammar version has it).
 KIND = kind_ids(
     python_language(),
-    "function_definition",
-    "class_definition",
+    *sorted(DEFINITION_TYPES | COMPOUND_TYPES | TRAILING_EXTRAS),
     "decorated_definition",
     "expression_statement",
-    "comment",
-    "line_continuation",
-    "block",
-    "if_statement",
-    "elif_clause",
-    "else_clause",
-    "try_statement",
-    "except_clause",
-    "except_group_clause",
-    "finally_clause",
-    "with_statement",
-    "for_statement",
-    "while_statement",
-    "match_statement",
-    "case_clause",
-    "ERROR",
     ":",
 )
 #: Field name → its number (``Node.child_by_field_id``).

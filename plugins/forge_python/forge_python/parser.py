@@ -36,7 +36,13 @@ from forge_python.fields import (
     file_imports,
     signature_of,
 )
-from forge_python.grammar import FIELD, KIND, python_language
+from forge_python.grammar import (
+    COMPOUND_TYPES,
+    DEFINITION_TYPES,
+    FIELD,
+    KIND,
+    python_language,
+)
 from forge_python.repair import join_bracketed_lines
 from forge_python.source import SourceText
 
@@ -53,26 +59,6 @@ __all__ = [
 
 LANGUAGE_NAME = "python"
 COMMENT_PREFIXES = ("#",)
-DEFINITION_TYPES = frozenset({"function_definition", "class_definition"})
-#: Statements (and their clauses) whose blocks may hold module- or class-level definitions.
-COMPOUND_TYPES = frozenset(
-    {
-        "block",
-        "if_statement",
-        "elif_clause",
-        "else_clause",
-        "try_statement",
-        "except_clause",
-        "except_group_clause",
-        "finally_clause",
-        "with_statement",
-        "for_statement",
-        "while_statement",
-        "match_statement",
-        "case_clause",
-        "ERROR",
-    }
-)
 #: One pass over the tree finds the imports and the names units refer to.
 FILE_QUERY = """
 [(import_statement) (import_from_statement) (future_import_statement)] @import
