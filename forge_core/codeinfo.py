@@ -190,6 +190,8 @@ def has_line_longer_than(text: str, limit: int) -> bool:
 def comment_block_above(text: str, line_start: int, prefixes: tuple[str, ...]) -> str | None:
     """:func:`leading_comment_block` for the line that starts at offset ``line_start`` of
     ``text``, reading the lines above from ``text`` (no list of every line is needed)."""
+    if line_start < 2 or text[line_start - 2] == "\n":
+        return None  # the first line, or an empty line above (the most common case)
     block: list[str] = []
     end = line_start - 1  # the newline that ends the line above, -1 on the first line
     while end >= 0:

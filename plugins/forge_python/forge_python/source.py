@@ -105,10 +105,7 @@ class SourceText:
         """
         if self.ascii:
             text = self.full_text
-            line_start = text.rfind("\n", 0, offset) + 1
-            if line_start < 2 or text[line_start - 2] == "\n":
-                return None  # the first line, or an empty line above: no comment block
-            return comment_block_above(text, line_start, prefixes)
+            return comment_block_above(text, text.rfind("\n", 0, offset) + 1, prefixes)
         return leading_comment_block(self.lines, row, prefixes)
 
     def row(self, offset: int) -> int:
