@@ -18,6 +18,7 @@ __all__ = [
     "COMPOUND_TYPES",
     "DEFINITION_TYPES",
     "FIELD",
+    "IMPORT_TYPES",
     "KIND",
     "TRAILING_EXTRAS",
     "python_language",
@@ -51,13 +52,15 @@ COMPOUND_TYPES = frozenset(
         "ERROR",
     }
 )
+#: Import statements (their modules and names are the file's imports).
+IMPORT_TYPES = frozenset({"import_statement", "import_from_statement", "future_import_statement"})
 #: Nodes tree-sitter may leave at the end of a block that ``ast`` does not count.
 TRAILING_EXTRAS = frozenset({"comment", "line_continuation"})
 #: Node kind → its number (``Node.kind_id``), for the kinds the plugin tests
 #: (``except_group_clause`` only where the grammar version has it).
 KIND = kind_ids(
     python_language(),
-    *sorted(DEFINITION_TYPES | COMPOUND_TYPES | TRAILING_EXTRAS),
+    *sorted(DEFINITION_TYPES | COMPOUND_TYPES | IMPORT_TYPES | TRAILING_EXTRAS),
     "decorated_definition",
     "expression_statement",
     ":",

@@ -40,6 +40,7 @@ from forge_python.grammar import (
     COMPOUND_TYPES,
     DEFINITION_TYPES,
     FIELD,
+    IMPORT_TYPES,
     KIND,
     python_language,
 )
@@ -60,8 +61,8 @@ __all__ = [
 LANGUAGE_NAME = "python"
 COMMENT_PREFIXES = ("#",)
 #: One pass over the tree finds the imports and the names units refer to.
-FILE_QUERY = """
-[(import_statement) (import_from_statement) (future_import_statement)] @import
+FILE_QUERY = f"""
+[{" ".join(f"({name})" for name in sorted(IMPORT_TYPES))}] @import
 (call function: (identifier) @ref)
 (attribute attribute: (identifier) @ref)
 (decorator (identifier) @ref)
@@ -71,6 +72,7 @@ FILE_QUERY = """
 #: The numbers of those kinds and fields (``Node.kind_id``, ``child_by_field_id``).
 _DEFINITION_IDS = frozenset(KIND[name] for name in DEFINITION_TYPES)
 _COMPOUND_IDS = frozenset(KIND[name] for name in COMPOUND_TYPES if name in KIND)
+_IMPORT_IDS = frozenset(KIND[name] for name in IMPORT_TYPES)
 _DECORATED_ID = KIND["decorated_definition"]
 _CLASS_ID = KIND["class_definition"]
 _NAME, _BODY, _DEFINITION = FIELD["name"], FIELD["body"], FIELD["definition"]
@@ -151,8 +153,15 @@ class Definition(NamedTuple):
     in_test_class: bool
 
 
-def find_definitions(root: Node, source: SourceText) -> list[Definition]:
-    """Every module- and class-level definition below ``root``, in document order."""
+def find_definitions(
+    root: Node, source: SourceText, imports: list[Node] | None = None
+) -> list[Definition]:
+    """Every module- and class-level definition below ``root``, in document order.
+
+    ``imports``, when given, also receives the import statements the walk passes: those
+    at module level, in class bodies and in the blocks of compound statements (not
+    those inside functions), in no particular order.
+    """
     found: list[Definition] = []
     # (node, enclosing class names, enclosing class is test code); a stack, not recursion,
     # so pathological nesting in broken files cannot exhaust the interpreter's stack.
@@ -176,6 +185,8 @@ def find_definitions(root: Node, source: SourceText) -> list[Definition]:
         elif kind_id in _DEFINITION_IDS:
             definition = node
         else:
+            if kind_id in _IMPORT_IDS and imports is not None:
+                imports.append(node)
             continue
         name_node = definition.child_by_field_id(_NAME)
         if name_node is None:
@@ -262,9 +273,18 @@ def parse_source(path: str, data: bytes) -> ParseResult:
     """Parse one Python file (raw bytes) into its units and imports; never raises on bad code."""
     source = SourceText(data)
     root, repaired = parse_file(source)
-    captures = QueryCursor(file_query()).captures(root)
-    imports = file_imports(captures.get("import", []), source)
-    definitions = find_definitions(root, source)
+    walked_imports: list[Node] = []
+    definitions = find_definitions(root, source, walked_imports)
+    if definitions or root.has_error:
+        # Units need the names they use, and imports may sit inside functions or in
+        # broken code: one query pass over the whole tree finds both.
+        captures = QueryCursor(file_query()).captures(root)
+        imports = file_imports(captures.get("import", []), source)
+    else:
+        # No function or class: every statement is at module level or in a compound
+        # statement's block, where the walk has passed each import. No query pass.
+        captures = {}
+        imports = file_imports(walked_imports, source)
     units: list[CodeUnit] = []
     if definitions:  # what only units need is computed only for files that have some
         facts = FileFacts(

@@ -7,17 +7,18 @@ import random
 import warnings
 
 import pytest
-from tree_sitter import Node
+from tree_sitter import Node, QueryCursor
 
 from forge_core.contracts import CodeUnit
-from forge_python.astref import ast_units, parser_units
+from forge_python.astref import ast_units, parser_units, stdlib_files
 from forge_python.fields import (
     TRAILING_EXTRAS,
     content_end,
     content_end_node,
+    file_imports,
     string_literal_value,
 )
-from forge_python.parser import find_definitions, parse_source, parse_tree
+from forge_python.parser import file_query, find_definitions, parse_source, parse_tree
 from forge_python.source import SourceText, source_encoding
 
 SOURCE = '''\
@@ -190,3 +191,67 @@ def test_every_prefix_parses_into_units_equal_to_validated_ones() -> None:
 def test_source_encoding(data: bytes, encoding: str) -> None:
     """A cookie counts in the first two lines only; unusable ones fall back to UTF-8."""
     assert source_encoding(data) == encoding
+
+
+NO_DEFINITIONS = """\
+import os, sys as system
+from . import sibling
+from __future__ import annotations
+if os.name:
+    import json
+elif sys:
+    from .pkg import (a, b as c)
+else:
+    import re
+try:
+    import tomllib
+except ImportError:
+    from pip._vendor import tomli as tomllib
+except* OSError:
+    import errno
+else:
+    import csv
+finally:
+    import atexit
+with open(p) as f:
+    import io
+for x in y:
+    import abc
+while x:
+    import ast
+match x:
+    case 1:
+        import zlib
+value = [lambda: __import__("no")]
+"""
+
+
+def _query_imports(data: bytes) -> list[str]:
+    """The file's imports the way files with units find them: a query over the whole tree."""
+    source = SourceText(data)
+    captures = QueryCursor(file_query()).captures(parse_tree(source))
+    return file_imports(captures.get("import", []), source)
+
+
+def test_files_without_definitions_find_their_imports_without_the_query() -> None:
+    """Without functions and classes, the definition walk passes every import statement.
+
+    Checked on a module with imports in every kind of block, and on every stdlib file
+    without definitions (a file with broken syntax still goes through the query).
+    """
+    result = parse_source("pkg/mod.py", NO_DEFINITIONS.encode())
+    assert result.units == [] and not result.has_syntax_error
+    assert result.imports == _query_imports(NO_DEFINITIONS.encode())
+    assert result.imports == [
+        "os", "sys", "sibling", "__future__", "annotations", "json", ".pkg", "a", "b",
+        "re", "tomllib", "pip._vendor", "tomli", "errno", "csv", "atexit", "io", "abc",
+        "ast", "zlib",
+    ]  # fmt: skip
+    checked = 0
+    for path in stdlib_files():
+        data = path.read_bytes()
+        result = parse_source(path.name, data)
+        if not result.units:
+            assert result.imports == _query_imports(data), path
+            checked += 1
+    assert checked > 50

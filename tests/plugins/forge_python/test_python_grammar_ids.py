@@ -8,7 +8,9 @@ from forge_python.parser import get_parser
 
 #: Every kind in KIND at least once (``except*`` where the grammar knows it).
 SNIPPET = b"""\
+from __future__ import annotations
 import os  # a comment
+from . import sibling
 
 @decorator
 def f(x):
