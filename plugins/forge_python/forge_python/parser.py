@@ -275,11 +275,22 @@ def parse_source(path: str, data: bytes) -> ParseResult:
     root, repaired = parse_file(source)
     walked_imports: list[Node] = []
     definitions = find_definitions(root, source, walked_imports)
-    if definitions or root.has_error:
-        # Units need the names they use, and imports may sit inside functions or in
-        # broken code: one query pass over the whole tree finds both.
+    if root.has_error:
+        # Imports may sit anywhere in broken code: one query pass over the whole tree
+        # finds them and the names units use.
         captures = QueryCursor(file_query()).captures(root)
         imports = file_imports(captures.get("import", []), source)
+    elif definitions:
+        # Units need the names they use, and functions may import: one query pass over
+        # the units' span. The walk has passed every import outside it (statements
+        # there are at module level or in compound statements' blocks).
+        start = definitions[0].node.start_byte
+        end = next(found for found in reversed(definitions) if not found.scope).node.end_byte
+        cursor = QueryCursor(file_query())
+        cursor.set_byte_range(start, end)
+        captures = cursor.captures(root)
+        outside = [n for n in walked_imports if n.end_byte <= start or n.start_byte >= end]
+        imports = file_imports(captures.get("import", []) + outside, source)
     else:
         # No function or class: every statement is at module level or in a compound
         # statement's block, where the walk has passed each import. No query pass.
