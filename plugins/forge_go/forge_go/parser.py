@@ -85,7 +85,10 @@ def parse_go(request: ParseRequest) -> ParseResult:
             imports=imports,
             is_test=is_test_path(request.path),
             generated=looks_generated(text),
-            referring=ReferringNodes.of(root, go_language()),
+            # Units lie between the first declaration's start and the last one's end.
+            referring=ReferringNodes.of(
+                root, go_language(), (declarations[0].start_byte, declarations[-1].end_byte)
+            ),
             text=text if source.isascii() else None,
         )
         units = [unit for node in declarations for unit in declaration_units(node, go_file)]

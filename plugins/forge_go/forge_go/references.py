@@ -116,9 +116,18 @@ class ReferringNodes:
     starts: list[int]
 
     @classmethod
-    def of(cls, root: Node, language: Language) -> ReferringNodes:
-        """Find them with one C-side query instead of a Python walk over every node."""
-        found = QueryCursor(referring_query(language)).captures(root).get("referring", [])
+    def of(
+        cls, root: Node, language: Language, byte_range: tuple[int, int] | None = None
+    ) -> ReferringNodes:
+        """Find them with one C-side query instead of a Python walk over every node.
+
+        ``byte_range``: only those that overlap it (the span of the units that need
+        them), so the query does not walk the rest of the file.
+        """
+        cursor = QueryCursor(referring_query(language))
+        if byte_range is not None:
+            cursor.set_byte_range(*byte_range)
+        found = cursor.captures(root).get("referring", [])
         # Captures do not come in walk order: sort by start, the outer of nested nodes first
         # (two sorts, the stable second by start alone, instead of a key tuple per node).
         found.sort(key=_END_BYTE, reverse=True)

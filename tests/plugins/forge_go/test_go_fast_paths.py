@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tree_sitter import Node
 
 from forge_core.contracts import CodeUnit, ParseRequest
 from forge_go.parser import DECLARATION_TYPES, go_parser, parse_go, top_level_nodes
-from forge_go.references import ReferringNodes, read_imports, unit_references
+from forge_go.references import FileImports, ReferringNodes, read_imports, unit_references
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NAMES = sorted(p.name for p in FIXTURES.iterdir())
@@ -18,9 +19,20 @@ def _both_ways(source: bytes) -> None:
     root = go_parser().parse(source).root_node
     top_level = list(top_level_nodes(root))
     imports = read_imports(top_level, source)
-    referring = ReferringNodes.of(root, go_parser().language)
     spans = [node for node in top_level if node.type in DECLARATION_TYPES]
-    spans += [spec for node in spans for spec in node.named_children if spec.type == "type_spec"]
+    # Those found in the declarations' span, as the parser finds them, and in the whole file.
+    span = (spans[0].start_byte, spans[-1].end_byte) if spans else None
+    for referring in (ReferringNodes.of(root, go_parser().language, span),
+                      ReferringNodes.of(root, go_parser().language)):  # fmt: skip
+        _same_references(source, spans, imports, referring)
+
+
+def _same_references(
+    source: bytes, spans: list[Node], imports: FileImports, referring: ReferringNodes
+) -> None:
+    spans = spans + [
+        spec for node in spans for spec in node.named_children if spec.type == "type_spec"
+    ]
     for node in spans:
         walked = unit_references(node, source, imports)
         assert unit_references(node, source, imports, referring) == walked
