@@ -60,7 +60,8 @@ __all__ = [
 
 LANGUAGE_NAME = "python"
 COMMENT_PREFIXES = ("#",)
-#: One pass over the tree finds the imports and the names units refer to.
+#: One query pass finds the imports and the names units refer to (over the units' span
+#: only: see :func:`parse_source`).
 FILE_QUERY = f"""
 [{" ".join(f"({name})" for name in sorted(IMPORT_TYPES))}] @import
 (call function: (identifier) @ref)
