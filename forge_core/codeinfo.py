@@ -35,12 +35,10 @@ _GENERATED_WORDS = (
 )
 #: JavaScript test files: x.test.js, x.spec.mjs, x.test.jsx, ...
 JS_TEST_FILE = re.compile(r"\.(test|spec)\.[cm]?jsx?$")
-#: A line this long almost always means minified or embedded data.
+#: A line this long almost always means minified or embedded data (found by
+#: :func:`has_line_longer_than`: a pattern search retries at every offset of every line,
+#: and splitting the text makes a string per line; both cost ten times more).
 MINIFIED_LINE_CHARS = 500
-#: What :func:`looks_generated` checks, as a pattern (:func:`has_line_longer_than` finds
-#: it instead: searching for this retries at every offset of every line, and splitting
-#: the text into lines makes a string per line; both cost ten times more).
-MINIFIED_LINE = re.compile(rf"[^\n]{{{MINIFIED_LINE_CHARS + 1}}}")
 
 
 class SyntaxNode(Protocol):
@@ -192,15 +190,26 @@ def comment_block_above(text: str, line_start: int, prefixes: tuple[str, ...]) -
     ``text``, reading the lines above from ``text`` (no list of every line is needed)."""
     if line_start < 2 or text[line_start - 2] == "\n":
         return None  # the first line, or an empty line above (the most common case)
-    block: list[str] = []
+    return _comment_block(_lines_upward(text, line_start), prefixes)
+
+
+def _lines_upward(text: str, line_start: int) -> Iterator[str]:
+    """The lines of ``text`` above the one starting at ``line_start``, nearest first."""
     end = line_start - 1  # the newline that ends the line above, -1 on the first line
     while end >= 0:
         start = text.rfind("\n", 0, end) + 1
-        stripped = text[start:end].strip()
+        yield text[start:end]
+        end = start - 1
+
+
+def _comment_block(lines_upward: Iterable[str], prefixes: tuple[str, ...]) -> str | None:
+    """The comment lines that start ``lines_upward`` (stripped), back in file order."""
+    block: list[str] = []
+    for line in lines_upward:
+        stripped = line.strip()
         if not stripped.startswith(prefixes):
             break
         block.append(stripped)
-        end = start - 1
     return "\n".join(reversed(block)) if block else None
 
 
@@ -227,16 +236,7 @@ def leading_comment_block(
     ``prefixes`` are the line-comment starts of the language (``#``, ``//``).
     Returns the lines as written (indentation stripped), or None.
     """
-    block: list[str] = []
-    index = first_line - 1
-    while index >= 0:
-        stripped = lines[index].strip()
-        if stripped.startswith(prefixes):
-            block.append(stripped)
-            index -= 1
-            continue
-        break
-    return "\n".join(reversed(block)) if block else None
+    return _comment_block(map(lines.__getitem__, range(first_line - 1, -1, -1)), prefixes)
 
 
 # --------------------------------------------------------------------------- trusted units

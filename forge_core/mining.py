@@ -157,19 +157,19 @@ class MiningReport:
     @property
     def by_language(self) -> Counter[str]:
         """Units per language."""
-        self._count_pending()
-        counts: Counter[str] = Counter()
-        for (language, _), count in self.kind_counts.items():
-            counts[language] += count
-        return counts
+        return self._totals(lambda language, _: language)
 
     @property
     def by_kind(self) -> Counter[str]:
         """Units per ``language.kind``."""
+        return self._totals(lambda language, kind: f"{language}.{kind}")
+
+    def _totals(self, key: Callable[[str, str], str]) -> Counter[str]:
+        """Units per ``key(language, kind)``."""
         self._count_pending()
         counts: Counter[str] = Counter()
         for (language, kind), count in self.kind_counts.items():
-            counts[f"{language}.{kind}"] += count
+            counts[key(language, kind)] += count
         return counts
 
     def as_json(self) -> dict[str, Any]:
